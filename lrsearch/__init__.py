@@ -1,0 +1,40 @@
+"""lrsearch: find the learning-rate schedule a PyTorch training job should use, with Optuna.
+
+The public face. ``import lrsearch`` loads neither matplotlib nor, until a torch-level name is
+used, torch: ``ScheduleLR`` is imported on first access, so ``import lrsearch.schedules`` stays
+stdlib + numpy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+from typing import Any
+
+from lrsearch import schedules
+from lrsearch._plateau import PlateauMonitor
+from lrsearch._version import __version__
+from lrsearch.schedules import Schedule
+from lrsearch.schedules import families
+
+
+if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
+    from lrsearch._torch_scheduler import ScheduleLR
+
+_LAZY = {"ScheduleLR": "lrsearch._torch_scheduler"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lrsearch' has no attribute {name!r}")
+
+
+__all__ = [
+    "PlateauMonitor",
+    "Schedule",
+    "ScheduleLR",
+    "__version__",
+    "families",
+    "schedules",
+]

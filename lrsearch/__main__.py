@@ -1,0 +1,4 @@
+from lrsearch.cli import main
+
+
+raise SystemExit(main())

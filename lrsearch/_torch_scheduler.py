@@ -1,0 +1,209 @@
+"""``ScheduleLR``: drive a torch optimizer from a ``Schedule``, one ``step()`` per optimizer step.
+
+The LR of step ``t`` is computed in closed form from the spec, never from the optimizer's current
+LR, so resuming is a matter of loading ``{"schedule", "total_steps", "step", ...}``: no replay, no
+chained state (pytorch#162591, mmengine#1542). The constructor neither steps nor wraps
+``optimizer.step`` (torch's base class does both); it only sets step 0's LR.
+
+Param groups keep their ratio to the peak: group ``g`` runs at
+``schedule.lr * initial_lr_g / optimizer.defaults["lr"]`` times the schedule's ratio, so groups
+built at ``lr`` and ``lr / 10`` stay 10:1 whatever peak the schedule picks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+from lrsearch._checks import check_float
+from lrsearch._checks import check_int
+from lrsearch._plateau import PlateauMonitor
+from lrsearch.schedules import Schedule
+
+
+_CHUNK = 4096  # steps of the closed form evaluated at once (vectorised) and cached
+_EPS = 1e-8  # torch ReduceLROnPlateau's eps: smaller LR changes are ignored
+
+
+def _reference_lr(optimizer: torch.optim.Optimizer) -> float:
+    ref = optimizer.defaults.get("lr")
+    if isinstance(ref, torch.Tensor):
+        ref = float(ref)
+    if isinstance(ref, (int, float)) and not isinstance(ref, bool) and ref > 0:
+        return float(ref)
+    lrs = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
+    if max(lrs) <= 0:
+        raise ValueError(f"optimizer param groups must have an lr > 0 to scale but got {lrs}.")
+    return max(lrs)
+
+
+class ScheduleLR(LRScheduler):
+    """A torch LR scheduler for a ``Schedule``; call ``step()`` after each optimizer step.
+
+    Example:
+        >>> model = torch.nn.Linear(2, 1)
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> sched = Schedule("cosine", lr=0.1).build(opt, total_steps=100)
+        >>> for _ in range(100):
+        ...     opt.step()
+        ...     sched.step()
+
+    Args:
+        optimizer: Any ``torch.optim.Optimizer``.
+        schedule: The spec (a ``Schedule`` or its ``to_dict()``).
+        total_steps: Optimizer steps in the run, >= 1. Steps past it hold the last LR.
+        group_scales: Optional ratio of each param group to the peak; by default each group's
+            ``initial_lr`` (set from its ``lr`` on first use) over ``optimizer.defaults["lr"]``.
+
+    The ``plateau`` family also takes ``step(metric)`` after each evaluation: a
+    ``PlateauMonitor`` decides, and the LR is multiplied by ``factor`` (never below
+    ``min_ratio``), as torch's ``ReduceLROnPlateau`` does.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        schedule: Schedule | Mapping[str, Any],
+        total_steps: int,
+        *,
+        group_scales: list[float] | None = None,
+    ) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise ValueError(f"optimizer must be a torch.optim.Optimizer but got {type(optimizer).__name__}.")
+        self.optimizer = optimizer
+        if group_scales is None:
+            ref = _reference_lr(optimizer)
+            group_scales = [float(g.setdefault("initial_lr", g["lr"])) / ref for g in optimizer.param_groups]
+        self._setup(schedule, total_steps, group_scales, step=0)
+        self._apply()
+
+    def _setup(self, schedule: Any, total_steps: int, group_scales: list[float], step: int) -> None:
+        if not isinstance(schedule, Schedule):
+            schedule = Schedule.from_dict(schedule)
+        self.schedule = schedule
+        self.total_steps = check_int("total_steps", total_steps, low=1)
+        groups = self.optimizer.param_groups
+        if not isinstance(group_scales, (list, tuple)) or len(group_scales) != len(groups):
+            raise ValueError(
+                f"group_scales must have one value per param group ({len(groups)}) but got {group_scales!r}."
+            )
+        self.group_scales = [check_float(f"group_scales[{i}]", s) for i, s in enumerate(group_scales)]
+        if any(s < 0 for s in self.group_scales):
+            raise ValueError(f"group_scales must be >= 0 but got {self.group_scales!r}.")
+        self.last_epoch = check_int("step", step, low=0)
+        self._step_count = self.last_epoch + 1
+        self.base_lrs = [schedule.lr * s for s in self.group_scales]
+        self.plateau_scale = 1.0
+        p = schedule.params
+        self.monitor = (
+            PlateauMonitor(p["mode"], p["patience"], p["threshold"], p["threshold_mode"], p["cooldown"])
+            if schedule.family == "plateau"
+            else None
+        )
+        self._use_beta1 = "betas" in self.optimizer.defaults
+        if schedule.has_momentum and not self._use_beta1 and "momentum" not in self.optimizer.defaults:
+            raise ValueError(
+                f"optimizer must have momentum or betas for family {schedule.family!r} with "
+                f"cycle_momentum=True but {type(self.optimizer).__name__} has neither."
+            )
+        self._cache_start = -1
+        self._cache: np.ndarray = np.empty(0)
+        self._momentum_cache: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ stepping
+    def _ratio(self, t: int) -> tuple[float, float | None]:
+        """The schedule's ratio (and momentum) at step ``t``, from a vectorised cached chunk."""
+        t = min(t, self.total_steps - 1)
+        if not self._cache_start <= t < self._cache_start + len(self._cache):
+            steps = np.arange(t, min(t + _CHUNK, self.total_steps))
+            self._cache_start = t
+            self._cache = self.schedule.multipliers(steps, self.total_steps)
+            self._momentum_cache = self.schedule.momentum_curve(self.total_steps, steps)
+        i = t - self._cache_start
+        momentum = None if self._momentum_cache is None else float(self._momentum_cache[i])
+        return float(self._cache[i]), momentum
+
+    def get_lr(self) -> list[float]:
+        """The LR of every param group at the current step (no side effects)."""
+        ratio, _ = self._ratio(self.last_epoch)
+        return [base * ratio * self.plateau_scale for base in self.base_lrs]
+
+    def _apply(self) -> None:
+        ratio, momentum = self._ratio(self.last_epoch)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            lr = base * ratio * self.plateau_scale
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
+            if momentum is not None:
+                if self._use_beta1:
+                    group["betas"] = (momentum, *group["betas"][1:])
+                else:
+                    group["momentum"] = momentum
+        self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def step(self, metric: float | None = None) -> None:  # type: ignore[override]
+        """Advance one optimizer step; or, with ``metric``, feed the plateau monitor."""
+        if metric is None:
+            self.last_epoch += 1
+            self._step_count += 1
+        else:
+            self.report(metric)
+            return
+        self._apply()
+
+    def report(self, metric: float) -> bool:
+        """Feed one evaluation to the plateau monitor; ``True`` when the LR was reduced."""
+        if self.monitor is None:
+            raise ValueError(
+                f"metric is only taken by the 'plateau' family but this schedule is {self.schedule.family!r}."
+            )
+        value = float(metric)
+        reduced = False
+        if self.monitor.update(value):
+            new = max(self.plateau_scale * self.schedule.params["factor"], self.schedule.params["min_ratio"])
+            if (self.plateau_scale - new) * self.schedule.lr > _EPS:
+                self.plateau_scale = new
+                reduced = True
+        self._apply()
+        return reduced
+
+    @property
+    def accepts_metric(self) -> bool:
+        """Whether ``step(metric)`` is meaningful (the plateau family)."""
+        return self.monitor is not None
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Plain data: the spec, the run length, the step and the plateau state."""
+        return {
+            "schedule": self.schedule.to_dict(),
+            "total_steps": self.total_steps,
+            "step": self.last_epoch,
+            "group_scales": list(self.group_scales),
+            "plateau_scale": self.plateau_scale,
+            "plateau": None if self.monitor is None else self.monitor.state_dict(),
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Resume exactly where ``state_dict`` was taken; sets the optimizer's LRs at once."""
+        keys = ("schedule", "total_steps", "step", "group_scales")
+        if not isinstance(state_dict, Mapping) or any(k not in state_dict for k in keys):
+            raise ValueError(f"state_dict must be a ScheduleLR.state_dict() with keys {', '.join(keys)}.")
+        self._setup(state_dict["schedule"], state_dict["total_steps"], list(state_dict["group_scales"]),
+                    state_dict["step"])
+        scale = check_float("plateau_scale", state_dict.get("plateau_scale", 1.0))
+        if not 0.0 < scale <= 1.0:
+            raise ValueError(f"plateau_scale must be in (0, 1] but got {scale!r}.")
+        self.plateau_scale = scale
+        if self.monitor is not None and state_dict.get("plateau") is not None:
+            self.monitor.load_state_dict(dict(state_dict["plateau"]))
+        self._apply()
+
+    def __repr__(self) -> str:
+        return f"ScheduleLR({self.schedule.describe()}, step={self.last_epoch}/{self.total_steps})"

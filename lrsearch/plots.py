@@ -1,0 +1,104 @@
+"""Plots (matplotlib, imported only here and only when a plot is asked for).
+
+Every function takes ``ax=None`` and returns the ``Figure``; none calls ``plt.show()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+
+from lrsearch._checks import check_int
+from lrsearch.schedules import Schedule
+
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float] = (7.0, 4.0)) -> tuple[Figure, Axes]:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover - matplotlib is a dependency, but say what to do
+        raise ImportError("plotting needs matplotlib: pip install matplotlib") from None
+    if ax is not None:
+        return ax.figure, ax  # type: ignore[return-value]
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _named(schedules: Schedule | Iterable[Schedule] | Mapping[str, Schedule]) -> list[tuple[str, Schedule]]:
+    if isinstance(schedules, Schedule):
+        return [(schedules.describe(), schedules)]
+    if isinstance(schedules, Mapping):
+        items = list(schedules.items())
+    else:
+        items = [(s.describe(), s) for s in schedules]
+    for label, s in items:
+        if not isinstance(s, Schedule):
+            raise ValueError(f"schedules must hold Schedule objects but {label!r} is {s!r}.")
+    return items
+
+
+def plot_schedules(
+    schedules: Schedule | Iterable[Schedule] | Mapping[str, Schedule],
+    total_steps: int = 1000,
+    *,
+    ax: Axes | None = None,
+    log_scale: bool = False,
+    relative: bool = False,
+    **line_kwargs: Any,
+) -> Figure:
+    """Draw the LR of one or more schedules over a run of ``total_steps`` optimizer steps.
+
+    Args:
+        schedules: A ``Schedule``, a list of them, or a ``{label: Schedule}`` dict.
+        total_steps: Length of the run to draw, >= 1.
+        ax: Axes to draw on; a new figure when ``None``.
+        log_scale: Logarithmic LR axis (useful for one-cycle and exponential decays).
+        relative: Draw ratios of each schedule's peak instead of absolute LRs.
+        line_kwargs: Passed to ``Axes.plot``.
+    """
+    total_steps = check_int("total_steps", total_steps, low=1)
+    items = _named(schedules)
+    if not items:
+        raise ValueError("schedules must not be empty.")
+    fig, ax = _new_axes(ax)
+    steps = np.arange(total_steps)
+    for label, s in items:
+        curve = s.curve(total_steps)
+        ax.plot(steps, curve / s.lr if relative else curve, label=label, **line_kwargs)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("LR / peak" if relative else "learning rate")
+    if log_scale:
+        ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    if len(items) <= 12:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def plot_family_gallery(total_steps: int = 1000, *, lr: float = 1.0) -> Figure:
+    """One panel per registered family at its default parameters (warmup where it applies)."""
+    from lrsearch.schedules import families
+    from lrsearch.schedules import get_family
+
+    names = families()
+    cols = 4
+    rows = -(-len(names) // cols)
+    fig, _ = _new_axes(None, figsize=(4.0 * cols, 2.6 * rows))
+    fig.delaxes(fig.axes[0])
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        warmup = None if get_family(name).rises else {"frac": 0.05}
+        s = Schedule(name, lr=lr, warmup=warmup)
+        ax.plot(np.arange(total_steps), s.curve(total_steps) / lr)
+        ax.set_title(f"{name}: {get_family(name).summary}", fontsize="small", wrap=True)
+        ax.set_ylim(-0.05, 1.05)
+        ax.grid(True, alpha=0.3)
+    return fig

@@ -1,0 +1,86 @@
+"""Annealing primitives in the spirit of fastai's ``callback/schedule.py``.
+
+Each maps a position ``pos`` in [0, 1] to a value between ``start`` and ``end`` and works on floats
+and numpy arrays alike. ``combine`` joins them piecewise, as fastai's ``combine_scheds`` does. Every
+family in this package is built from these, so a shape is written once.
+
+Note the orientation of ``anneal_poly``: like fastai's ``SchedPoly`` it is
+``start + (end - start) * pos**power``, so a decay with ``power > 1`` changes slowly *first*. The
+``poly`` family follows torch and timm instead, ``(1 - u)**power``, which changes fast first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+
+import numpy as np
+
+
+Annealer = Callable[[float, float, np.ndarray], np.ndarray]
+
+
+def anneal_const(start: float, end: float, pos: np.ndarray) -> np.ndarray:
+    """Hold ``start`` (fastai ``SchedNo``)."""
+    return np.full_like(np.asarray(pos, dtype=float), start)
+
+
+def anneal_linear(start: float, end: float, pos: np.ndarray) -> np.ndarray:
+    """Straight line from ``start`` to ``end`` (fastai ``SchedLin``)."""
+    return start + (end - start) * np.asarray(pos, dtype=float)
+
+
+def anneal_cos(start: float, end: float, pos: np.ndarray) -> np.ndarray:
+    """Half cosine from ``start`` to ``end`` (fastai ``SchedCos``, torch ``_annealing_cos``)."""
+    return end + (start - end) / 2.0 * (np.cos(np.pi * np.asarray(pos, dtype=float)) + 1.0)
+
+
+def anneal_exp(start: float, end: float, pos: np.ndarray) -> np.ndarray:
+    """Geometric interpolation ``start * (end / start) ** pos`` (fastai ``SchedExp``); both > 0."""
+    return start * (end / start) ** np.asarray(pos, dtype=float)
+
+
+def anneal_poly(start: float, end: float, pos: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """``start + (end - start) * pos ** power`` (fastai ``SchedPoly`` orientation)."""
+    return start + (end - start) * np.asarray(pos, dtype=float) ** power
+
+
+ANNEALERS: dict[str, Annealer] = {
+    "constant": anneal_const,
+    "linear": anneal_linear,
+    "cos": anneal_cos,
+    "exp": anneal_exp,
+}
+
+
+def combine(
+    pcts: Sequence[float], scheds: Sequence[Callable[[np.ndarray], np.ndarray]], pos: np.ndarray
+) -> np.ndarray:
+    """Evaluate phases ``scheds`` covering consecutive fractions ``pcts`` of [0, 1] at ``pos``.
+
+    Like fastai's ``combine_scheds``: phase ``i`` sees its own position rescaled to [0, 1]; a
+    position at a boundary belongs to the later phase; ``pos == 1`` is the end of the last phase.
+    ``pcts`` must be positive and sum to 1 (the caller validates).
+    """
+    pos = np.asarray(pos, dtype=float)
+    edges = np.concatenate([[0.0], np.cumsum(pcts)])
+    edges[-1] = 1.0  # absorb rounding in the sum
+    idx = np.clip(np.searchsorted(edges, pos, side="right") - 1, 0, len(scheds) - 1)
+    out = np.empty_like(pos)
+    for i, sched in enumerate(scheds):
+        mask = idx == i
+        if np.any(mask):
+            local = (pos[mask] - edges[i]) / (edges[i + 1] - edges[i])
+            out[mask] = sched(np.clip(local, 0.0, 1.0))
+    return out
+
+
+def combined_cos(
+    pct: float, start: float, middle: float, end: float, pos: np.ndarray
+) -> np.ndarray:
+    """Cosine from ``start`` to ``middle`` over ``pct``, then to ``end`` (fastai ``combined_cos``)."""
+    return combine(
+        [pct, 1.0 - pct],
+        [lambda p: anneal_cos(start, middle, p), lambda p: anneal_cos(middle, end, p)],
+        pos,
+    )

@@ -1,0 +1,162 @@
+"""Monotone decays from the peak: constant, linear, cosine, poly, exponential, inverse_sqrt,
+and the hold-then-decay families wsd and flat_cos.
+
+Progress is ``u = t / total`` (torch's ``CosineAnnealingLR(T_max=total)`` and ``PolynomialLR``
+convention, also HF's and timm's), so the last step sits at ``u = (total - 1) / total`` and a
+decay to ``min_ratio`` gets there only at ``u = 1``. Torch's cosine is periodic past ``T_max``;
+here steps past the run hold the last value (see ``Schedule.lr_at``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from lrsearch.schedules._anneal import anneal_const
+from lrsearch.schedules._anneal import anneal_cos
+from lrsearch.schedules._anneal import anneal_exp
+from lrsearch.schedules._anneal import anneal_linear
+from lrsearch.schedules._anneal import anneal_poly
+from lrsearch.schedules._anneal import combine
+from lrsearch.schedules._params import MIN_RATIO
+from lrsearch.schedules._params import Choice
+from lrsearch.schedules._params import Categorical
+from lrsearch.schedules._params import Float
+from lrsearch.schedules._params import FloatRange
+from lrsearch.schedules._registry import Family
+from lrsearch.schedules._registry import register
+
+
+P = Mapping[str, Any]
+
+
+def flat(t: np.ndarray, total: int, p: P) -> np.ndarray:
+    return np.ones_like(t)
+
+
+def _linear(t: np.ndarray, total: int, p: P) -> np.ndarray:
+    return anneal_linear(1.0, p["min_ratio"], t / total)
+
+
+def _cosine(t: np.ndarray, total: int, p: P) -> np.ndarray:
+    # k-decay (timm ``k_decay``, arXiv 2004.05909): k > 1 keeps the LR high for longer.
+    return anneal_cos(1.0, p["min_ratio"], (t / total) ** p["k"])
+
+
+def _poly(t: np.ndarray, total: int, p: P) -> np.ndarray:
+    # torch/timm orientation: min + (1 - min) * (1 - u) ** power.
+    return anneal_poly(p["min_ratio"], 1.0, 1.0 - t / total, p["power"])
+
+
+def _exponential(t: np.ndarray, total: int, p: P) -> np.ndarray:
+    # min_ratio ** u, i.e. torch's ExponentialLR with gamma = min_ratio ** (1 / total).
+    return anneal_exp(1.0, p["min_ratio"], t / total)
+
+
+def _inverse_sqrt(t: np.ndarray, total: int, p: P) -> np.ndarray:
+    timescale = p["timescale_frac"] * total
+    return 1.0 / np.sqrt(1.0 + t / timescale)
+
+
+def _one_minus_sqrt(start: float, end: float, pos: np.ndarray) -> np.ndarray:
+    return anneal_poly(start, end, pos, 0.5)
+
+
+DECAY_SHAPES = {"linear": anneal_linear, "cosine": anneal_cos, "1-sqrt": _one_minus_sqrt}
+
+
+def hold_then_decay(u: np.ndarray, decay_frac: float, shape: str, min_ratio: float) -> np.ndarray:
+    """Hold the peak, then decay over the last ``decay_frac`` of ``u`` with ``shape``."""
+    decay = DECAY_SHAPES[shape]
+    return combine(
+        [1.0 - decay_frac, decay_frac],
+        [lambda q: anneal_const(1.0, 1.0, q), lambda q: decay(1.0, min_ratio, q)],
+        u,
+    )
+
+
+def _wsd(t: np.ndarray, total: int, p: P) -> np.ndarray:
+    return hold_then_decay(t / total, p["decay_frac"], p["decay_shape"], p["min_ratio"])
+
+
+def _flat_cos(t: np.ndarray, total: int, p: P) -> np.ndarray:
+    return hold_then_decay(t / total, 1.0 - p["pct_start"], "cosine", p["min_ratio"])
+
+
+register(Family("constant", "hold the peak LR", {}, flat))
+register(Family("linear", "linear decay to min_ratio (D2Z when 0)", {"min_ratio": MIN_RATIO}, _linear))
+register(
+    Family(
+        "cosine",
+        "half-cosine decay to min_ratio, optional k-decay",
+        {
+            "min_ratio": MIN_RATIO,
+            "k": Float(1.0, 0.0, None, low_open=True, search=FloatRange(0.5, 3.0, log=True),
+                       doc="k-decay exponent on progress; k > 1 holds the LR high longer"),
+        },
+        _cosine,
+    )
+)
+register(
+    Family(
+        "poly",
+        "polynomial decay (1 - u)**power to min_ratio",
+        {
+            "power": Float(1.0, 0.0, None, low_open=True, search=FloatRange(0.5, 2.0, log=True)),
+            "min_ratio": MIN_RATIO,
+        },
+        _poly,
+    )
+)
+register(
+    Family(
+        "exponential",
+        "geometric decay reaching min_ratio at the end of the run",
+        {
+            "min_ratio": Float(0.01, 0.0, 1.0, low_open=True, search=FloatRange(1e-3, 0.1, log=True),
+                               doc="ratio of the peak reached at the end of the run"),
+        },
+        _exponential,
+    )
+)
+register(
+    Family(
+        "inverse_sqrt",
+        "1 / sqrt(1 + t / timescale) after warmup (Transformer)",
+        {
+            "timescale_frac": Float(0.05, 0.0, None, low_open=True,
+                                    search=FloatRange(0.01, 0.1, log=True),
+                                    doc="timescale as a fraction of the run"),
+        },
+        _inverse_sqrt,
+    )
+)
+register(
+    Family(
+        "wsd",
+        "warmup-stable-decay: hold the peak, decay over the last decay_frac",
+        {
+            "decay_frac": Float(0.2, 0.0, 1.0, low_open=True, search=FloatRange(0.05, 0.3)),
+            "decay_shape": Choice("1-sqrt", tuple(DECAY_SHAPES),
+                                  search=Categorical(tuple(DECAY_SHAPES))),
+            "min_ratio": MIN_RATIO,
+        },
+        _wsd,
+        decays_late=True,
+    )
+)
+register(
+    Family(
+        "flat_cos",
+        "hold the peak until pct_start, then cosine to min_ratio (fastai fit_flat_cos)",
+        {
+            "pct_start": Float(0.75, 0.0, 1.0, low_open=True, high_open=True,
+                               search=FloatRange(0.5, 0.85)),
+            "min_ratio": MIN_RATIO,
+        },
+        _flat_cos,
+        decays_late=True,
+    )
+)

@@ -1,0 +1,260 @@
+"""``Schedule``: one learning-rate schedule as plain data with closed-form math.
+
+Time is a fraction of the run and LRs are ratios of the peak ``lr``, so the same spec rebuilds a
+schedule for a run of any length. The spec round-trips exactly through ``to_dict``/JSON.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+
+from lrsearch._checks import check_float
+from lrsearch._checks import check_int
+from lrsearch.schedules._registry import Family
+from lrsearch.schedules._registry import get_family
+from lrsearch.schedules._warmup import WARMUP_PARAMS
+from lrsearch.schedules._warmup import warmup_factor
+from lrsearch.schedules._warmup import warmup_steps
+
+
+if TYPE_CHECKING:
+    import torch
+
+    from lrsearch._torch_scheduler import ScheduleLR
+
+
+SPEC_VERSION = 1
+_TOP_KEYS = ("version", "family", "lr", "params", "warmup")
+
+
+def _normalise(
+    where: str, given: Any, specs: Mapping[str, Any], context: str
+) -> MappingProxyType[str, Any]:
+    """Validate ``given`` against ``specs``, fill defaults, and freeze the result."""
+    if given is None:
+        given = {}
+    if not isinstance(given, Mapping):
+        raise ValueError(f"{where} must be a dict but got {given!r}.")
+    for key in given:
+        if key not in specs:
+            expected = ", ".join(specs) or "no parameters"
+            close = difflib.get_close_matches(str(key), list(specs), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"{where} has an unknown parameter {key!r}{context}; expected {expected}.{hint}"
+            )
+    out = {
+        name: spec.check(f"{where}.{name}", given[name]) if name in given else spec.default
+        for name, spec in specs.items()
+    }
+    return MappingProxyType(out)
+
+
+def _plain(value: Any) -> Any:
+    """Turn the frozen containers of a normalised spec back into JSON-ready lists and dicts."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True, eq=True)
+class Schedule:
+    """A learning-rate schedule: a family, a peak ``lr``, the family's params and a warmup.
+
+    Example:
+        >>> s = Schedule("cosine", lr=3e-3, params={"min_ratio": 0.01}, warmup={"frac": 0.05})
+        >>> round(s.lr_at(0, 1000), 8), s.lr_at(50, 1000)
+        (6e-05, 0.003)
+        >>> Schedule.from_dict(s.to_dict()) == s
+        True
+
+    Args:
+        family: One of ``lrsearch.schedules.families()``.
+        lr: Peak learning rate, finite and > 0. Each param group keeps its ratio to it.
+        params: The family's parameters; anything left out takes its default, so
+            ``Schedule(family)`` is valid for every family.
+        warmup: ``{"frac", "shape", "start_ratio"}``; ``frac`` in [0, 1) of the run, ``shape`` one
+            of linear, cosine, exp, constant. Refused with ``frac > 0`` for onecycle and cyclic,
+            which rise on their own.
+    """
+
+    family: str = "constant"
+    lr: float = 1e-3
+    params: Mapping[str, Any] | None = None
+    warmup: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        fam = get_family(self.family)
+        lr = check_float("lr", self.lr)
+        if lr <= 0.0:
+            raise ValueError(f"lr must be > 0 but got {lr!r}.")
+        params = _normalise("params", self.params, fam.params, f" for family {fam.name!r}")
+        if fam.check is not None:
+            fam.check(params)
+        warmup = _normalise("warmup", self.warmup, WARMUP_PARAMS, "")
+        if fam.rises and warmup["frac"] > 0.0:
+            raise ValueError(
+                f"warmup.frac must be 0 for family {fam.name!r}, which rises on its own, "
+                f"but got {warmup['frac']!r}."
+            )
+        if warmup["shape"] == "exp" and warmup["start_ratio"] <= 0.0:
+            raise ValueError(
+                f"warmup.start_ratio must be > 0 when warmup.shape is 'exp' "
+                f"but got {warmup['start_ratio']!r}."
+            )
+        object.__setattr__(self, "lr", lr)
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "warmup", warmup)
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
+
+    def __repr__(self) -> str:
+        return f"Schedule.from_dict({self.to_dict()!r})"
+
+    # ----------------------------------------------------------------- data
+    @property
+    def spec_family(self) -> Family:
+        """The registry entry of this schedule's family."""
+        return get_family(self.family)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready) that ``from_dict`` turns back into an equal schedule."""
+        return {
+            "version": SPEC_VERSION,
+            "family": self.family,
+            "lr": self.lr,
+            "params": _plain(self.params),
+            "warmup": _plain(self.warmup),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Schedule:
+        """Rebuild a schedule from ``to_dict()`` output (JSON-decoded or not)."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a schedule spec must be a dict but got {data!r}.")
+        unknown = [k for k in data if k not in _TOP_KEYS]
+        if unknown:
+            raise ValueError(
+                f"a schedule spec has an unknown key {unknown[0]!r}; expected {', '.join(_TOP_KEYS)}."
+            )
+        version = data.get("version", SPEC_VERSION)
+        if version != SPEC_VERSION or isinstance(version, bool):
+            raise ValueError(f"version must be {SPEC_VERSION} but got {version!r}.")
+        if "family" not in data:
+            raise ValueError("a schedule spec must have the key 'family'.")
+        kwargs = {k: data[k] for k in ("lr", "params", "warmup") if k in data}
+        return cls(data["family"], **kwargs)
+
+    def to_json(self) -> str:
+        """The spec as a JSON string with sorted keys."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Schedule:
+        """Parse ``to_json`` output; malformed JSON raises ``ValueError``."""
+        try:
+            data = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as err:
+            raise ValueError(f"a schedule spec must be valid JSON: {err}") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> Schedule:
+        """A copy with some of ``family``, ``lr``, ``params`` or ``warmup`` changed."""
+        data = {"family": self.family, "lr": self.lr, "params": self.params, "warmup": self.warmup}
+        data.update(changes)
+        return Schedule(**data)
+
+    # ----------------------------------------------------------------- math
+    def warmup_steps(self, total_steps: int) -> int:
+        """Number of warmup steps in a run of ``total_steps`` optimizer steps."""
+        total_steps = check_int("total_steps", total_steps, low=1)
+        return warmup_steps(self.warmup["frac"], total_steps)
+
+    def multipliers(self, steps: Any, total_steps: int) -> np.ndarray:
+        """LR as a ratio of the peak at each of ``steps`` (vectorised ``lr_at / lr``)."""
+        t = _steps_array(steps)
+        total_steps = check_int("total_steps", total_steps, low=1)
+        fam = self.spec_family
+        t = np.minimum(t, total_steps - 1)
+        w = warmup_steps(self.warmup["frac"], total_steps)
+        out = np.empty(t.shape)
+        main = t >= w
+        out[main] = fam.multiplier(t[main] - w, total_steps - w, self.params)
+        if w and not np.all(main):
+            first = fam.multiplier(np.zeros(1), total_steps - w, self.params)[0]
+            shape, start = self.warmup["shape"], self.warmup["start_ratio"]
+            out[~main] = first * warmup_factor(t[~main], w, shape, start)
+        return np.clip(out, 0.0, 1.0)
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """The LR at optimizer step ``step`` (from 0) of a ``total_steps`` run, in closed form.
+
+        Steps at or past ``total_steps`` hold the last step's value (torch's cosine would rise
+        again past ``T_max``; its OneCycleLR would raise).
+        """
+        step = check_int("step", step, low=0)
+        return self.lr * float(self.multipliers(np.array([step]), total_steps)[0])
+
+    def curve(self, total_steps: int) -> np.ndarray:
+        """The LR at every step ``0 .. total_steps - 1``, for plots and tables."""
+        total_steps = check_int("total_steps", total_steps, low=1)
+        return self.lr * self.multipliers(np.arange(total_steps), total_steps)
+
+    @property
+    def has_momentum(self) -> bool:
+        """Whether this schedule cycles momentum (or Adam's beta1), as torch's one-cycle does."""
+        return self.momentum_curve(1) is not None
+
+    def momentum_curve(self, total_steps: int, steps: Any = None) -> np.ndarray | None:
+        """Momentum (or beta1) at ``steps`` (default: every step), or ``None`` if not cycled."""
+        total_steps = check_int("total_steps", total_steps, low=1)
+        fam = self.spec_family
+        if fam.momentum is None:
+            return None
+        t = np.arange(total_steps) if steps is None else _steps_array(steps)
+        return fam.momentum(np.minimum(t, total_steps - 1), total_steps, self.params)
+
+    def momentum_at(self, step: int, total_steps: int) -> float | None:
+        """Momentum (or beta1) at ``step``, or ``None`` when this schedule does not cycle it."""
+        step = check_int("step", step, low=0)
+        values = self.momentum_curve(total_steps, np.array([step]))
+        return None if values is None else float(values[0])
+
+    # ----------------------------------------------------------------- views
+    def build(
+        self, optimizer: torch.optim.Optimizer, total_steps: int, **kwargs: Any
+    ) -> ScheduleLR:
+        """A torch LR scheduler driving ``optimizer``, stepped once per optimizer step."""
+        from lrsearch._torch_scheduler import ScheduleLR
+
+        return ScheduleLR(optimizer, self, total_steps, **kwargs)
+
+    def describe(self) -> str:
+        """A short, human-readable line: family, peak LR, non-default params, warmup."""
+        fam = self.spec_family
+        changed = [f"{k}={_plain(v)}" for k, v in self.params.items() if v != fam.defaults[k]]
+        text = f"{self.family}(lr={self.lr:.3g}{', ' if changed else ''}{', '.join(changed)})"
+        if self.warmup["frac"] > 0:
+            text += f" + {self.warmup['frac']:.1%} {self.warmup['shape']} warmup"
+        return text
+
+
+def _steps_array(steps: Any) -> np.ndarray:
+    t = np.asarray(steps)
+    if t.dtype == bool or not np.issubdtype(t.dtype, np.integer):
+        if not (np.issubdtype(t.dtype, np.floating) and np.all(np.isfinite(t)) and np.all(t == np.round(t))):
+            raise ValueError(f"steps must be whole numbers but got {steps!r}.")
+    if np.any(t < 0):
+        raise ValueError(f"steps must be >= 0 but got {steps!r}.")
+    return t.astype(float)
