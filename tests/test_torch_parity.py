@@ -134,15 +134,15 @@ def _plateau_metrics() -> list[float]:
     return values
 
 
-@pytest.mark.parametrize(
-    "settings",
-    [
-        {"mode": "min", "factor": 0.5, "patience": 2, "threshold": 1e-4, "threshold_mode": "rel", "cooldown": 0},
-        {"mode": "min", "factor": 0.1, "patience": 0, "threshold": 0.01, "threshold_mode": "abs", "cooldown": 2},
-        {"mode": "max", "factor": 0.3, "patience": 3, "threshold": 1e-3, "threshold_mode": "rel", "cooldown": 1},
-    ],
-)
-def test_reduce_lr_on_plateau_parity(settings: dict) -> None:
+PLATEAU_SETTINGS = [
+    {"mode": "min", "factor": 0.5, "patience": 2, "threshold": 1e-4, "threshold_mode": "rel", "cooldown": 0},
+    {"mode": "min", "factor": 0.1, "patience": 0, "threshold": 0.01, "threshold_mode": "abs", "cooldown": 2},
+    {"mode": "max", "factor": 0.3, "patience": 3, "threshold": 1e-3, "threshold_mode": "rel", "cooldown": 1},
+]
+
+
+def _run_plateau(settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """LRs after each metric, (ours, torch's), for ReduceLROnPlateau configured as ``settings``."""
     metrics = _plateau_metrics()
     if settings["mode"] == "max":
         metrics = [-m for m in metrics]
@@ -156,8 +156,14 @@ def test_reduce_lr_on_plateau_parity(settings: dict) -> None:
         ours.step(m)
         torch_lrs.append(opt_t.param_groups[0]["lr"])
         our_lrs.append(opt_o.param_groups[0]["lr"])
-    assert _rel(np.array(our_lrs), np.array(torch_lrs)) < RTOL
-    assert len(set(torch_lrs)) > 2  # the sequence really reduced the LR more than once
+    return np.array(our_lrs), np.array(torch_lrs)
+
+
+@pytest.mark.parametrize("settings", PLATEAU_SETTINGS)
+def test_reduce_lr_on_plateau_parity(settings: dict) -> None:
+    ours, theirs = _run_plateau(settings)
+    assert _rel(ours, theirs) < RTOL
+    assert len(set(theirs.tolist())) > 2  # the sequence really reduced the LR more than once
 
 
 def parity_table() -> list[tuple[str, float]]:
@@ -165,6 +171,9 @@ def parity_table() -> list[tuple[str, float]]:
     rows = []
     for name, make, schedule, kind, _ in CASES:
         rows.append((name, _rel(_run_ours(schedule, T, kind)[0], _run_torch(make, T, kind)[0])))
+    for settings in PLATEAU_SETTINGS:
+        name = "ReduceLROnPlateau " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "factor")
+        rows.append((name, _rel(*_run_plateau(settings))))
     return rows
 
 

@@ -43,9 +43,11 @@ def _cosine_restarts(t: np.ndarray, total: int, p: P) -> np.ndarray:
         index = np.floor(t / first)
     else:
         index = np.floor(np.log1p(t * (mult - 1.0) / first) / np.log(mult))
-    # The logarithm can land a hair off an exact cycle boundary; settle it with the sums.
-    index = np.where(_cycle_starts(index + 1, first, mult) <= t, index + 1, index)
-    index = np.where(_cycle_starts(index, first, mult) > t, index - 1, index)
+    # The logarithm and the geometric sum both land a hair off an exact boundary (7.000000001 for
+    # 7); settle it to within a billionth of a step so whole-step cycles start where torch's do.
+    tol = 1e-9 * np.maximum(1.0, t)
+    index = np.where(_cycle_starts(index + 1, first, mult) <= t + tol, index + 1, index)
+    index = np.where(_cycle_starts(index, first, mult) > t + tol, index - 1, index)
     start = _cycle_starts(index, first, mult)
     length = first * mult**index
     peak = p["cycle_decay"] ** index
@@ -54,9 +56,8 @@ def _cosine_restarts(t: np.ndarray, total: int, p: P) -> np.ndarray:
 
 def _triangle(t: np.ndarray, total: int, p: P) -> tuple[np.ndarray, np.ndarray]:
     """Torch CyclicLR's position in the triangle and its amplitude scale, per step."""
-    size = p["cycle_frac"] * total
-    up = p["up_frac"] * size
-    ratio = up / size
+    size = max(p["cycle_frac"] * total, 1.0)  # a cycle is at least one step long
+    ratio = p["up_frac"]  # torch's step_size_up / (step_size_up + step_size_down)
     cycle = np.floor(1.0 + t / size)
     x = 1.0 + t / size - cycle
     height = np.where(x <= ratio, x / ratio, (x - 1.0) / (ratio - 1.0))

@@ -35,7 +35,7 @@ def _phases(t: np.ndarray, ends: list[float], points: list[float], anneal: Any) 
     ends_arr = np.asarray(ends)
     starts = np.concatenate([[0.0], ends_arr[:-1]])
     idx = np.minimum(np.searchsorted(ends_arr, t, side="left"), len(ends) - 1)
-    out = np.empty_like(t)
+    out = np.empty(t.shape)
     for i in range(len(ends)):
         mask = idx == i
         if np.any(mask):

@@ -190,11 +190,14 @@ class Schedule:
         w = warmup_steps(self.warmup["frac"], total_steps)
         out = np.empty(t.shape)
         main = t >= w
-        out[main] = fam.multiplier(t[main] - w, total_steps - w, self.params)
-        if w and not np.all(main):
-            first = fam.multiplier(np.zeros(1), total_steps - w, self.params)[0]
-            shape, start = self.warmup["shape"], self.warmup["start_ratio"]
-            out[~main] = first * warmup_factor(t[~main], w, shape, start)
+        # Extreme but valid params (gamma ** 5000, t / 1e-300) over- or underflow to the right
+        # limit, 0 or 1; a division by zero or NaN would be a bug and stays loud.
+        with np.errstate(over="ignore", under="ignore"):
+            out[main] = fam.multiplier(t[main] - w, total_steps - w, self.params)
+            if w and not np.all(main):
+                first = fam.multiplier(np.zeros(1), total_steps - w, self.params)[0]
+                shape, start = self.warmup["shape"], self.warmup["start_ratio"]
+                out[~main] = first * warmup_factor(t[~main], w, shape, start)
         return np.clip(out, 0.0, 1.0)
 
     def lr_at(self, step: int, total_steps: int) -> float:
@@ -222,8 +225,9 @@ class Schedule:
         fam = self.spec_family
         if fam.momentum is None:
             return None
-        t = np.arange(total_steps) if steps is None else _steps_array(steps)
-        return fam.momentum(np.minimum(t, total_steps - 1), total_steps, self.params)
+        t = _steps_array(np.arange(total_steps) if steps is None else steps)
+        with np.errstate(over="ignore", under="ignore"):
+            return fam.momentum(np.minimum(t, total_steps - 1), total_steps, self.params)
 
     def momentum_at(self, step: int, total_steps: int) -> float | None:
         """Momentum (or beta1) at ``step``, or ``None`` when this schedule does not cycle it."""

@@ -1,0 +1,200 @@
+"""ScheduleLR: param-group ratios, exact resume, holding past the end, plateau, momentum, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+from lrsearch import Schedule
+from lrsearch import ScheduleLR
+
+
+def _model_and_opt(kind: str = "sgd", lr: float = 0.1):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    groups = [{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": lr / 10}]
+    if kind == "adam":
+        return model, torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.98))
+    return model, torch.optim.SGD(groups, lr=lr, momentum=0.9)
+
+
+def _train_step(model, opt) -> None:
+    x = torch.randn(16, 4)
+    loss = model(x).pow(2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+def test_is_a_torch_lr_scheduler_and_sets_step_zero_at_once() -> None:
+    _, opt = _model_and_opt()
+    s = Schedule("cosine", lr=0.5, warmup={"frac": 0.1})
+    sched = s.build(opt, 100)
+    assert isinstance(sched, LRScheduler)
+    assert opt.param_groups[0]["lr"] == s.lr_at(0, 100)
+    assert sched.get_last_lr() == [g["lr"] for g in opt.param_groups] == sched.get_lr()
+
+
+def test_param_groups_keep_their_ratio_to_the_peak() -> None:
+    model, opt = _model_and_opt()
+    s = Schedule("onecycle", lr=0.02)
+    sched = s.build(opt, 50)
+    for t in range(50):
+        lr0, lr1 = (g["lr"] for g in opt.param_groups)
+        assert lr0 == pytest.approx(s.lr_at(t, 50), rel=1e-12)
+        assert lr0 / lr1 == pytest.approx(10.0, rel=1e-12)
+        _train_step(model, opt)
+        sched.step()
+
+
+def test_building_twice_keeps_the_ratios() -> None:
+    _, opt = _model_and_opt()
+    Schedule("cosine", lr=1.0, warmup={"frac": 0.5}).build(opt, 10)  # group lrs are now tiny
+    sched = Schedule("constant", lr=0.3).build(opt, 10)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.3, 0.03])
+    assert sched.group_scales == pytest.approx([1.0, 0.1])
+
+
+@pytest.mark.parametrize("family", ["cosine", "onecycle", "cyclic", "wsd", "cosine_restarts", "multistep"])
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_resume_reproduces_the_uninterrupted_sequence(family: str, kind: str) -> None:
+    total, stop = 1000, 300
+    s = Schedule(family, lr=0.05, warmup=None if family in ("onecycle", "cyclic") else {"frac": 0.05})
+
+    def record(opt):
+        return [g["lr"] for g in opt.param_groups], [
+            g["betas"][0] if kind == "adam" else g["momentum"] for g in opt.param_groups
+        ]
+
+    model, opt = _model_and_opt(kind)
+    sched = s.build(opt, total)
+    straight = []
+    for _ in range(total):
+        straight.append(record(opt))
+        _train_step(model, opt)
+        sched.step()
+
+    model, opt = _model_and_opt(kind)
+    sched = s.build(opt, total)
+    resumed = []
+    for _ in range(stop):
+        resumed.append(record(opt))
+        _train_step(model, opt)
+        sched.step()
+    saved = json.loads(json.dumps(sched.state_dict()))  # plain data survives JSON
+    opt_state = opt.state_dict()
+
+    model2, opt2 = _model_and_opt(kind)
+    opt2.load_state_dict(opt_state)
+    sched2 = Schedule("constant", lr=9.0).build(opt2, 5)  # whatever it was built with
+    sched2.load_state_dict(saved)
+    assert record(opt2)[0] == straight[stop][0]  # loading sets the optimizer's LRs at once
+    for _ in range(stop, total):
+        resumed.append(record(opt2))
+        _train_step(model2, opt2)
+        sched2.step()
+    assert resumed == straight
+
+
+def test_steps_past_the_end_hold_the_last_value() -> None:
+    _, opt = _model_and_opt()
+    s = Schedule("onecycle", lr=0.1)
+    sched = s.build(opt, 20)
+    for _ in range(40):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(s.lr_at(19, 20))
+
+
+def test_plateau_step_metric_reduces_and_resumes() -> None:
+    _, opt = _model_and_opt()
+    s = Schedule("plateau", lr=0.1, params={"patience": 1, "factor": 0.5, "min_ratio": 0.2})
+    sched = s.build(opt, 100)
+    assert sched.accepts_metric
+    lrs = []
+    for m in [1.0, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95]:
+        sched.step(m)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.02])  # floor at min_ratio
+    state = json.loads(json.dumps(sched.state_dict()))
+    _, opt2 = _model_and_opt()
+    sched2 = s.build(opt2, 100)
+    sched2.load_state_dict(state)
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.02)
+    assert sched2.monitor.state_dict() == sched.monitor.state_dict()
+
+
+def test_plateau_reduction_multiplies_the_warmup() -> None:
+    _, opt = _model_and_opt()
+    sched = Schedule("plateau", lr=0.1, params={"patience": 0}, warmup={"frac": 0.5}).build(opt, 10)
+    sched.step(1.0)
+    sched.step(2.0)  # no improvement with patience 0: reduce
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.1 * 0.4)
+
+
+def test_adam_beta1_is_cycled_and_beta2_kept() -> None:
+    _, opt = _model_and_opt("adam")
+    s = Schedule("onecycle", lr=0.01)
+    sched = s.build(opt, 30)
+    for t in range(30):
+        assert opt.param_groups[0]["betas"] == (pytest.approx(s.momentum_at(t, 30)), 0.98)
+        opt.step()
+        sched.step()
+
+
+def test_tensor_lr_is_updated_in_place() -> None:
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.Adam([p], lr=torch.tensor(0.01))
+    lr_tensor = opt.param_groups[0]["lr"]
+    sched = Schedule("linear", lr=0.01).build(opt, 10)
+    sched.step()
+    assert opt.param_groups[0]["lr"] is lr_tensor
+    assert float(lr_tensor) == pytest.approx(0.009)
+
+
+def test_accepts_a_spec_dict() -> None:
+    _, opt = _model_and_opt()
+    sched = ScheduleLR(opt, {"family": "step", "lr": 0.2}, 10)
+    assert sched.schedule == Schedule("step", lr=0.2)
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda opt: Schedule("cosine").build(opt, 0), "total_steps must be >= 1 but got 0"),
+        (lambda opt: ScheduleLR("sgd", Schedule("cosine"), 10), "optimizer must be a torch.optim.Optimizer but got str"),
+        (lambda opt: Schedule("cosine").build(opt, 10, group_scales=[1.0]), "group_scales must have one value per param group (2)"),
+        (lambda opt: Schedule("cosine").build(opt, 10, group_scales=[1.0, -1.0]), "group_scales must be >= 0"),
+        (lambda opt: Schedule("cosine").build(opt, 10).step(0.5), "metric is only taken by the 'plateau' family but this schedule is 'cosine'"),
+        (lambda opt: Schedule("cosine").build(opt, 10).load_state_dict({"step": 3}), "state_dict must be a ScheduleLR.state_dict()"),
+        (lambda opt: ScheduleLR(opt, {"family": "nope"}, 10), "family must be one of"),
+    ],
+)
+def test_bad_input(make, message: str) -> None:
+    _, opt = _model_and_opt()
+    with pytest.raises(ValueError) as info:
+        make(opt)
+    assert message in str(info.value)
+
+
+def test_momentum_cycling_needs_momentum_or_betas() -> None:
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adagrad([p], lr=0.1)
+    with pytest.raises(ValueError, match="optimizer must have momentum or betas for family 'onecycle'"):
+        Schedule("onecycle").build(opt, 10)
+    Schedule("onecycle", params={"cycle_momentum": False}).build(opt, 10)  # fine without cycling
+
+
+def test_no_warnings_when_stepping_like_torch_expects() -> None:
+    # pytest runs with filterwarnings=error, so any torch call-order warning would fail here
+    model, opt = _model_and_opt()
+    sched = Schedule("cosine").build(opt, 5)
+    for _ in range(5):
+        _train_step(model, opt)
+        sched.step()
+    assert np.isfinite(opt.param_groups[0]["lr"])
