@@ -70,21 +70,20 @@ def test_resume_reproduces_the_uninterrupted_sequence(family: str, kind: str) ->
             g["betas"][0] if kind == "adam" else g["momentum"] for g in opt.param_groups
         ]
 
-    model, opt = _model_and_opt(kind)
-    sched = s.build(opt, total)
-    straight = []
-    for _ in range(total):
-        straight.append(record(opt))
-        _train_step(model, opt)
-        sched.step()
+    def run(model, opt, sched, steps: int, out: list) -> None:
+        for _ in range(steps):
+            out.append(record(opt))
+            _train_step(model, opt)
+            sched.step()
 
+    straight: list = []
+    model, opt = _model_and_opt(kind)
+    run(model, opt, s.build(opt, total), total, straight)
+
+    resumed: list = []
     model, opt = _model_and_opt(kind)
     sched = s.build(opt, total)
-    resumed = []
-    for _ in range(stop):
-        resumed.append(record(opt))
-        _train_step(model, opt)
-        sched.step()
+    run(model, opt, sched, stop, resumed)
     saved = json.loads(json.dumps(sched.state_dict()))  # plain data survives JSON
     opt_state = opt.state_dict()
 
@@ -93,10 +92,7 @@ def test_resume_reproduces_the_uninterrupted_sequence(family: str, kind: str) ->
     sched2 = Schedule("constant", lr=9.0).build(opt2, 5)  # whatever it was built with
     sched2.load_state_dict(saved)
     assert record(opt2)[0] == straight[stop][0]  # loading sets the optimizer's LRs at once
-    for _ in range(stop, total):
-        resumed.append(record(opt2))
-        _train_step(model2, opt2)
-        sched2.step()
+    run(model2, opt2, sched2, total - stop, resumed)
     assert resumed == straight
 
 
