@@ -13,15 +13,24 @@ from typing import Any
 
 from lrsearch import schedules
 from lrsearch._plateau import PlateauMonitor
+from lrsearch._range_result import RangeTestResult
 from lrsearch._version import __version__
 from lrsearch.schedules import Schedule
 from lrsearch.schedules import families
 
 
 if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
+    from lrsearch._data import TensorBatches
+    from lrsearch._range_test import RangeTestWarning
+    from lrsearch._range_test import lr_find
     from lrsearch._torch_scheduler import ScheduleLR
 
-_LAZY = {"ScheduleLR": "lrsearch._torch_scheduler"}
+_LAZY = {
+    "ScheduleLR": "lrsearch._torch_scheduler",
+    "TensorBatches": "lrsearch._data",
+    "RangeTestWarning": "lrsearch._range_test",
+    "lr_find": "lrsearch._range_test",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -32,9 +41,13 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "PlateauMonitor",
+    "RangeTestResult",
+    "RangeTestWarning",
     "Schedule",
     "ScheduleLR",
+    "TensorBatches",
     "__version__",
     "families",
+    "lr_find",
     "schedules",
 ]

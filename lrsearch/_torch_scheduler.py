@@ -41,6 +41,12 @@ def _reference_lr(optimizer: torch.optim.Optimizer) -> float:
     return max(lrs)
 
 
+def scales_of(optimizer: torch.optim.Optimizer) -> list[float]:
+    """Each param group's ratio to the peak: ``initial_lr`` (else ``lr``) over the default lr."""
+    ref = _reference_lr(optimizer)
+    return [float(g.get("initial_lr", g["lr"])) / ref for g in optimizer.param_groups]
+
+
 class ScheduleLR(LRScheduler):
     """A torch LR scheduler for a ``Schedule``; call ``step()`` after each optimizer step.
 
@@ -76,8 +82,9 @@ class ScheduleLR(LRScheduler):
             raise ValueError(f"optimizer must be a torch.optim.Optimizer but got {type(optimizer).__name__}.")
         self.optimizer = optimizer
         if group_scales is None:
-            ref = _reference_lr(optimizer)
-            group_scales = [float(g.setdefault("initial_lr", g["lr"])) / ref for g in optimizer.param_groups]
+            for group in optimizer.param_groups:  # the base LR survives the LRs this scheduler sets
+                group.setdefault("initial_lr", group["lr"])
+            group_scales = scales_of(optimizer)
         self._setup(schedule, total_steps, group_scales, step=0)
         self._apply()
 

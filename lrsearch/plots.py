@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from lrsearch._range_result import RangeTestResult
+
 
 def _new_axes(ax: Axes | None, figsize: tuple[float, float] = (7.0, 4.0)) -> tuple[Figure, Axes]:
     try:
@@ -101,4 +103,37 @@ def plot_family_gallery(total_steps: int = 1000, *, lr: float = 1.0) -> Figure:
         ax.set_title(f"{name}: {get_family(name).summary}", fontsize="small", wrap=True)
         ax.set_ylim(-0.05, 1.05)
         ax.grid(True, alpha=0.3)
+    return fig
+
+
+def plot_range_test(
+    result: RangeTestResult,
+    *,
+    ax: Axes | None = None,
+    suggestions: bool = True,
+    show_range: bool = True,
+) -> Figure:
+    """Loss against LR (log axis): raw points, the smoothed curve, suggestions and search range."""
+    fig, ax = _new_axes(ax)
+    lrs = result.lrs
+    ax.plot(lrs, result.losses, ".", color="0.7", markersize=3, label="raw loss")
+    ax.plot(lrs, result.smoothed, color="C0", label="smoothed")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (peak multiplier)")
+    ax.set_ylabel(f"{result.config.get('mode', 'train')} loss")
+    finite = result.smoothed[np.isfinite(result.smoothed)]
+    if len(finite):
+        low, high = float(np.min(finite)), float(finite[0])
+        pad = 0.15 * max(high - low, abs(low) * 0.1, 1e-12)
+        ax.set_ylim(low - pad, max(high, float(np.max(finite[: max(1, len(finite) * 9 // 10)]))) + 3 * pad)
+    if show_range and len(lrs):
+        low, high = result.search_range()
+        ax.axvspan(low, high, color="C2", alpha=0.15, label=f"search range {low:.2g}..{high:.2g}")
+    if suggestions:
+        for i, (name, lr) in enumerate(result.suggestions().items()):
+            if lr is not None:
+                y = float(np.interp(np.log(lr), np.log(lrs), result.smoothed)) if len(lrs) else 0.0
+                ax.plot([lr], [y], "o", color=f"C{i + 3}", label=f"{name} {lr:.2g}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
     return fig

@@ -1,0 +1,116 @@
+"""Batches: in-memory tensors sliced on the device, loader cycling, unpacking and device moves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from lrsearch._checks import check_int
+
+
+class TensorBatches:
+    """Re-iterable mini-batches sliced from in-memory tensors (no per-sample ``DataLoader``).
+
+    Each pass draws a fresh permutation from its own generator (``seed`` + pass number), so it
+    never touches the global RNG and two objects with the same seed give the same batches.
+
+    Example:
+        >>> x, y = torch.randn(100, 3), torch.randint(0, 2, (100,))
+        >>> [b[0].shape[0] for b in TensorBatches(x, y, batch_size=40)]
+        [40, 40, 20]
+
+    Args:
+        tensors: Tensors with the same first dimension (e.g. inputs and targets).
+        batch_size: Samples per batch, >= 1.
+        shuffle: Shuffle each pass.
+        drop_last: Drop a last, smaller batch.
+        seed: Seed of the permutations.
+        device: Move the tensors there once, up front (``"cuda"`` keeps the data on the GPU).
+    """
+
+    def __init__(
+        self,
+        *tensors: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
+            raise ValueError("tensors must be one or more torch.Tensor objects.")
+        n = tensors[0].shape[0] if tensors[0].dim() else 0
+        if n < 1 or any(t.dim() == 0 or t.shape[0] != n for t in tensors):
+            raise ValueError(f"tensors must share a first dimension >= 1 but got {[tuple(t.shape) for t in tensors]}.")
+        self.batch_size = check_int("batch_size", batch_size, low=1)
+        self.tensors = tuple(t.to(device) if device is not None else t for t in tensors)
+        self.shuffle, self.drop_last, self.seed = bool(shuffle), bool(drop_last), int(seed)
+        self.passes = 0
+
+    def __len__(self) -> int:
+        n = self.tensors[0].shape[0]
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        n = self.tensors[0].shape[0]
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed + self.passes)
+            order = torch.randperm(n, generator=gen).to(self.tensors[0].device)
+        else:
+            order = None
+        self.passes += 1
+        for i in range(len(self)):
+            idx = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            if order is None:
+                yield tuple(t[idx] for t in self.tensors)
+            else:
+                yield tuple(t[order[idx]] for t in self.tensors)
+
+
+def cycle(loader: Iterable[Any], name: str) -> Iterator[Any]:
+    """Endless batches: a fresh iterator over ``loader`` each time it is exhausted."""
+    if isinstance(loader, Iterator):
+        raise ValueError(
+            f"{name} must be re-iterable (a DataLoader, TensorBatches or a list of batches), "
+            f"not a one-shot iterator such as {type(loader).__name__}."
+        )
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError(f"{name} yielded no batches.")
+
+
+def unpack(batch: Any, batch_fn: Callable[[Any], tuple[Any, Any]] | None) -> tuple[Any, Any]:
+    """``(inputs, target)`` from ``(x, y)`` tuples, ``{"image", "label"}`` dicts, or ``batch_fn``."""
+    if batch_fn is not None:
+        out = batch_fn(batch)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise ValueError(f"batch_fn must return (inputs, target) but returned {type(out).__name__}.")
+        return out[0], out[1]
+    if isinstance(batch, Mapping) and "image" in batch and "label" in batch:
+        return batch["image"], batch["label"]
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
+        return batch[0], batch[1]
+    raise ValueError(
+        "batches must be (inputs, target) tuples or dicts with 'image' and 'label' keys; "
+        f"got {type(batch).__name__}: pass batch_fn=lambda batch: (inputs, target)."
+    )
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """Move tensors (in tuples, lists and dicts too) to ``device`` without blocking the host."""
+    if isinstance(obj, torch.Tensor):
+        return obj if obj.device == device else obj.to(device, non_blocking=True)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_device(o, device) for o in obj)
+    if isinstance(obj, Mapping):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    return obj

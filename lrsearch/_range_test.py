@@ -1,0 +1,277 @@
+"""``lr_find``: the LR range test (Smith 2015; fastai, torch-lr-finder), restored exactly afterwards.
+
+One global multiplier is swept from ``start_lr`` to ``end_lr`` over ``num_iter`` optimizer steps
+(``lr_i = start * (end / start) ** (i / (num_iter - 1))`` in ``exp`` mode, so both ends are hit);
+every param group runs at the multiplier times its ratio to the optimizer's default LR, so groups
+keep their ratios. Losses are recorded raw and smoothed with a bias-corrected EMA; the test stops
+when the smoothed loss exceeds ``diverge_th`` times its best, or a loss is not finite.
+
+On CUDA the host reads the losses only every ``check_every`` steps (one synchronisation for a batch
+of points, batches move with ``non_blocking=True``), so the test does not stall the device each
+step; points past a divergence found late are dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lrsearch._checks import check_choice
+from lrsearch._checks import check_float
+from lrsearch._checks import check_int
+from lrsearch._data import cycle
+from lrsearch._data import to_device
+from lrsearch._data import unpack
+from lrsearch._range_result import RangeTestResult
+from lrsearch._snapshot import Snapshot
+from lrsearch._torch_scheduler import scales_of
+
+
+class RangeTestWarning(UserWarning):
+    """A range test's curve looks unreliable (never diverged, flat, diverged at once)."""
+
+
+_AMP = {None: None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class _Curve:
+    """Host-side record: smoothing and the stop rule, one point at a time."""
+
+    def __init__(self, smooth_f: float, diverge_th: float) -> None:
+        self.f, self.th = smooth_f, diverge_th
+        self.lrs: list[float] = []
+        self.losses: list[float] = []
+        self.train: list[float] = []
+        self.smoothed: list[float] = []
+        self.v, self.k, self.best = 0.0, 0, math.inf
+
+    def add(self, lr: float, loss: float, train_loss: float) -> str | None:
+        """Record a point; return why to stop, if the test should stop here."""
+        self.lrs.append(lr)
+        self.losses.append(loss)
+        self.train.append(train_loss)
+        if not (math.isfinite(loss) and math.isfinite(train_loss)):
+            self.smoothed.append(math.nan)
+            return "non_finite"
+        self.k += 1
+        self.v = (1.0 - self.f) * self.v + self.f * loss
+        smooth = self.v / (1.0 - (1.0 - self.f) ** self.k)
+        self.smoothed.append(smooth)
+        self.best = min(self.best, smooth)
+        # a ratio to the best only means something for a positive loss
+        return "diverged" if self.best > 0 and smooth > self.th * self.best else None
+
+
+def _eval_loss(model: torch.nn.Module, loss_fn: Callable, batches: Iterable[Any], batch_fn: Any,
+               device: torch.device, autocast: Callable[[], Any]) -> torch.Tensor:
+    """Sample-weighted mean loss over ``batches`` in eval mode, left on the device."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    total, count = torch.zeros((), device=device), 0
+    with torch.no_grad(), autocast():
+        for batch in batches:
+            inputs, target = unpack(batch, batch_fn)
+            inputs, target = to_device(inputs, device), to_device(target, device)
+            n = target.shape[0] if isinstance(target, torch.Tensor) and target.dim() else 1
+            total = total + loss_fn(model(inputs), target).detach().float() * n
+            count += n
+    for module, mode in modes:
+        module.training = mode
+    if count == 0:
+        raise ValueError("val_loader yielded no batches.")
+    return total / count
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    for t in [*model.parameters(), *model.buffers()]:
+        return t.device
+    return torch.device("cpu")
+
+
+def lr_find(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    train_loader: Iterable[Any],
+    *,
+    val_loader: Iterable[Any] | None = None,
+    probe_batches: int | None = None,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+    step_mode: str = "exp",
+    smooth_f: float = 0.05,
+    diverge_th: float = 5.0,
+    accumulation_steps: int = 1,
+    amp: str | None = None,
+    grad_scaler: Any = None,
+    device: str | torch.device | None = None,
+    batch_fn: Callable[[Any], tuple[Any, Any]] | None = None,
+    snapshot: str = "cpu",
+    check_every: int | None = None,
+    verbose: bool = True,
+) -> RangeTestResult:
+    """Run an LR range test and leave ``model`` and ``optimizer`` exactly as they were.
+
+    Example:
+        >>> result = lrsearch.lr_find(model, opt, torch.nn.functional.cross_entropy, batches)
+        >>> low, high = result.search_range()      # seeds lrsearch.SearchSpace
+        >>> result.suggestion("valley")
+
+    Args:
+        model, optimizer, loss_fn: Any model, optimizer and ``loss_fn(model(inputs), target)``.
+        train_loader: Re-iterable batches (a DataLoader, ``lrsearch.TensorBatches``, a list);
+            restarted when exhausted; the caller's own iterators are never advanced.
+        val_loader: Record a held-out loss instead of the training loss (Leslie Smith's mode):
+            the whole loader after every step, or only its first ``probe_batches`` batches (a
+            cheap, fixed probe kept on the device).
+        start_lr, end_lr: The swept multiplier's ends, ``0 < start_lr < end_lr``.
+        num_iter: Optimizer steps, >= 2 (fewer if the loss diverges).
+        step_mode: ``"exp"`` (log-spaced, default) or ``"linear"``.
+        smooth_f: EMA weight of the newest loss, in (0, 1]; 1 means no smoothing.
+        diverge_th: Stop when the smoothed loss exceeds this multiple of its best, > 1.
+        accumulation_steps: Micro-batches per optimizer step; each loss is divided by it, and a
+            point's loss is the mean over its micro-batches.
+        amp: ``None``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 adds a GradScaler). Steps the
+            scaler skips are counted in ``skipped_steps`` and are not points.
+        grad_scaler: Your ``torch.amp.GradScaler``, if you have one; its state is restored.
+        device: Where batches go; defaults to (and must be) the model's device.
+        batch_fn: ``batch -> (inputs, target)`` for batches of any other shape.
+        snapshot: ``"cpu"`` (default; no second copy on the GPU) or ``"disk"``.
+        check_every: Read losses on the host every this many steps (default 1 on CPU, 10 on GPU).
+        verbose: Show a progress bar (on stderr).
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module but got {type(model).__name__}.")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"optimizer must be a torch.optim.Optimizer but got {type(optimizer).__name__}.")
+    if not callable(loss_fn):
+        raise ValueError(f"loss_fn must be callable but got {loss_fn!r}.")
+    start_lr, end_lr = check_float("start_lr", start_lr), check_float("end_lr", end_lr)
+    if not 0 < start_lr < end_lr:
+        raise ValueError(f"start_lr and end_lr must satisfy 0 < start_lr < end_lr but got {start_lr!r}, {end_lr!r}.")
+    num_iter = check_int("num_iter", num_iter, low=2)
+    check_choice("step_mode", step_mode, ("exp", "linear"))
+    smooth_f = check_float("smooth_f", smooth_f)
+    if not 0 < smooth_f <= 1:
+        raise ValueError(f"smooth_f must be in (0, 1] but got {smooth_f!r}.")
+    diverge_th = check_float("diverge_th", diverge_th)
+    if diverge_th <= 1:
+        raise ValueError(f"diverge_th must be > 1 but got {diverge_th!r}.")
+    accumulation_steps = check_int("accumulation_steps", accumulation_steps, low=1)
+    amp_dtype = _AMP[check_choice("amp", amp, tuple(_AMP))]
+    if probe_batches is not None:
+        probe_batches = check_int("probe_batches", probe_batches, low=1)
+        if val_loader is None:
+            raise ValueError("probe_batches needs a val_loader to take the probe batches from.")
+    model_device = _model_device(model)
+    device = model_device if device is None else torch.device(device)
+    if device != model_device:
+        raise ValueError(f"device must be the model's device ({model_device}) but got {device}: move the model first.")
+    check_every = check_int("check_every", check_every if check_every is not None else
+                            (1 if device.type == "cpu" else 10), low=1)
+    scaler = grad_scaler
+    if scaler is None and amp == "fp16":
+        scaler = torch.amp.GradScaler(device.type)
+    batches = cycle(train_loader, "train_loader")
+    scales = scales_of(optimizer)
+
+    def autocast() -> Any:
+        if amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=amp_dtype)
+
+    frac = np.arange(num_iter) / (num_iter - 1)
+    ladder = start_lr * (end_lr / start_lr) ** frac if step_mode == "exp" else start_lr + (end_lr - start_lr) * frac
+    curve = _Curve(smooth_f, diverge_th)
+    stop, iterations, skipped = "completed", 0, 0
+    snap = Snapshot(model, optimizer, scaler, snapshot)
+    progress = tqdm(total=num_iter, desc="lr_find", unit="step", disable=not verbose, leave=False)
+    try:
+        probe = None
+        if val_loader is not None and probe_batches is not None:
+            source = cycle(val_loader, "val_loader")
+            probe = [to_device(next(source), device) for _ in range(probe_batches)]
+        model.train()
+        pending: list[tuple[float, torch.Tensor, torch.Tensor | None, torch.Tensor | None]] = []
+        for i, lr in enumerate(ladder.tolist()):
+            for group, scale in zip(optimizer.param_groups, scales):
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(lr * scale)
+                else:
+                    group["lr"] = lr * scale
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = torch.zeros((), device=device)
+            for _ in range(accumulation_steps):
+                inputs, target = unpack(next(batches), batch_fn)
+                inputs, target = to_device(inputs, device), to_device(target, device)
+                with autocast():
+                    loss = loss_fn(model(inputs), target)
+                if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+                    raise ValueError(f"loss_fn must return a scalar tensor but returned {type(loss).__name__}"
+                                     f"{'' if not isinstance(loss, torch.Tensor) else tuple(loss.shape)}.")
+                scaled = loss / accumulation_steps
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                step_loss = step_loss + loss.detach().float()
+            was_skipped = None
+            if scaler is not None:
+                # the scaler lowers its scale exactly when it skips a step (a disabled one has none)
+                before = None if scaler._scale is None else scaler._scale.clone()
+                scaler.step(optimizer)
+                scaler.update()
+                was_skipped = None if before is None else scaler._scale < before
+            else:
+                optimizer.step()
+            iterations += 1
+            eval_loss = None
+            if val_loader is not None:
+                eval_loss = _eval_loss(model, loss_fn, probe if probe is not None else val_loader,
+                                       batch_fn, device, autocast)
+            pending.append((lr, step_loss / accumulation_steps, eval_loss, was_skipped))
+            progress.update(1)
+            if len(pending) >= check_every or i == num_iter - 1:
+                reason, n_skipped = _flush(pending, curve)
+                skipped += n_skipped
+                pending.clear()
+                if reason is not None:
+                    stop = reason
+                    break
+    finally:
+        progress.close()
+        snap.restore()
+    mode = "train" if val_loader is None else ("probe" if probe_batches is not None else "val")
+    result = RangeTestResult(
+        np.asarray(curve.lrs), np.asarray(curve.losses), np.asarray(curve.smoothed), np.asarray(curve.train),
+        {"start_lr": start_lr, "end_lr": end_lr, "num_iter": num_iter, "step_mode": step_mode,
+         "smooth_f": smooth_f, "diverge_th": diverge_th, "accumulation_steps": accumulation_steps,
+         "amp": amp, "mode": mode},
+        stop, iterations, skipped,
+    )
+    for message in result.warnings:
+        warnings.warn(message, RangeTestWarning, stacklevel=2)
+    return result
+
+
+def _flush(pending: list[tuple[float, Any, Any, Any]], curve: _Curve) -> tuple[str | None, int]:
+    """Read pending points with one host synchronisation; feed the curve until it says stop."""
+    rows = []
+    for _, train, ev, sk in pending:
+        rows.append(torch.stack([train, train if ev is None else ev, train.new_zeros(()) if sk is None else sk.to(train)]))
+    values = torch.stack(rows).tolist()
+    skipped = 0
+    for (lr, *_), (train, loss, was_skipped) in zip(pending, values):
+        if was_skipped:
+            skipped += 1
+            continue
+        reason = curve.add(lr, loss, train)
+        if reason is not None:
+            return reason, skipped
+    return None, skipped

@@ -1,0 +1,157 @@
+"""Suggestion rules against analytic curves and against literal ports of their sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from lrsearch import RangeTestResult
+from lrsearch._range_result import RANGE_ABOVE
+from lrsearch._range_result import RANGE_BELOW
+from lrsearch._suggest import ema
+from lrsearch._suggest import fastai_reference
+from lrsearch._suggest import minimum
+from lrsearch._suggest import slide
+from lrsearch._suggest import steep
+from lrsearch._suggest import steepest
+from lrsearch._suggest import torch_lr_finder_reference
+from lrsearch._suggest import valley
+
+
+def fastai_valley_literal(lrs, losses):
+    """fastai's double loop, line for line (the oracle for the vectorised version)."""
+    n = len(losses)
+    max_start, max_end = 0, 0
+    lds = [1] * n
+    for i in range(1, n):
+        for j in range(0, i):
+            if losses[i] < losses[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    return float(lrs[max_start + int(sections) + int(sections / 2)])
+
+
+def fastai_slide_literal(lrs, losses, lr_diff=15, thresh=0.005):
+    grad = np.gradient(losses)
+    r, l = -1, -1 - lr_diff
+    local = lrs[l]
+    while l >= -len(losses) and abs(grad[r] - grad[l]) > thresh:
+        local = lrs[l]
+        r -= 1
+        l -= 1
+    return float(local)
+
+
+LOG_LRS = np.linspace(-7, 1, 161)
+LRS = 10.0**LOG_LRS
+
+
+def _sigmoid_drop(mu: float, width: float = 0.5) -> np.ndarray:
+    return 2.0 - 1.0 / (1.0 + np.exp(-(LOG_LRS - mu) / width))
+
+
+@pytest.mark.parametrize("mu", [-5.0, -3.0, -1.5])
+def test_steep_and_steepest_find_the_inflection(mu: float) -> None:
+    losses = _sigmoid_drop(mu)
+    step = LOG_LRS[1] - LOG_LRS[0]
+    assert abs(np.log10(steep(LRS, losses)) - mu) <= step
+    assert abs(np.log10(steepest(LRS, losses)) - mu) <= step
+
+
+def test_steepest_on_sin_is_pi_like_lightnings_test() -> None:
+    lrs = np.linspace(0.1, 6.0, 600)
+    assert steepest(lrs, np.sin(lrs)) == pytest.approx(np.pi, abs=0.01)
+
+
+def test_minimum_is_a_tenth_of_the_lowest_point() -> None:
+    losses = (LOG_LRS + 2.0) ** 2
+    assert minimum(LRS, losses) == pytest.approx(1e-3, rel=1e-9)
+
+
+def test_valley_is_the_middle_of_a_monotone_descent() -> None:
+    losses = np.concatenate([np.linspace(3, 1, 100), np.linspace(1.1, 5, 61)])
+    assert valley(LRS, losses) == fastai_valley_literal(LRS, losses)
+    idx = int(np.flatnonzero(LRS == valley(LRS, losses))[0])
+    assert 45 <= idx <= 51  # about half way down the 100-point descent
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 5.0), min_size=2, max_size=80))
+def test_valley_matches_fastais_loop(values) -> None:
+    losses = np.asarray(values)
+    lrs = np.logspace(-6, 0, len(losses))
+    assert valley(lrs, losses) == fastai_valley_literal(lrs, losses)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 5.0), min_size=16, max_size=80))
+def test_slide_matches_fastais_loop(values) -> None:
+    losses = np.asarray(values)
+    lrs = np.logspace(-6, 0, len(losses))
+    assert slide(lrs, losses) == fastai_slide_literal(lrs, losses)
+
+
+def test_rules_refuse_too_few_points() -> None:
+    one = np.array([1.0])
+    assert valley(one, one) is None and steep(one, one) is None and steepest(one, one) is None
+    assert slide(LRS[:10], LRS[:10]) is None
+
+
+def test_ema_is_bias_corrected_and_matches_fastais_smoother() -> None:
+    assert np.allclose(ema(np.full(50, 3.0), 0.02), 3.0)
+    raw = np.random.default_rng(0).random(30)
+    beta, avg, expected = 0.98, 0.0, []
+    for k, x in enumerate(raw, start=1):  # fastai AvgSmoothLoss
+        avg = beta * avg + (1 - beta) * x
+        expected.append(avg / (1 - beta**k))
+    np.testing.assert_allclose(ema(raw, 0.02), expected, rtol=1e-12)
+
+
+def test_reference_pipelines_trim_like_their_libraries() -> None:
+    raw = _sigmoid_drop(-2.0) + 0.01 * np.random.default_rng(1).standard_normal(len(LRS))
+    ref = fastai_reference(LRS, raw, num_iter=len(LRS))
+    lrs_trim = LRS[len(LRS) // 10 : -5]
+    assert all(v is None or lrs_trim[0] <= v or k == "minimum" for k, v in ref.items())
+    assert torch_lr_finder_reference(LRS, raw) in LRS[10:-5]
+
+
+def _result(losses, **config):
+    return RangeTestResult.from_arrays(LRS[: len(losses)], losses, num_iter=len(losses), start_lr=LRS[0],
+                                       end_lr=LRS[-1], **config)
+
+
+def test_search_range_is_anchored_on_the_smoothed_minimum() -> None:
+    losses = np.concatenate([_sigmoid_drop(-3.0)[:121], np.linspace(1.1, 9, 40)])
+    r = _result(losses)
+    m = r.min_loss_lr()
+    low, high = r.search_range()
+    assert low == pytest.approx(m / 10**RANGE_BELOW) and high == pytest.approx(m * 10**RANGE_ABOVE)
+    assert np.log10(high / low) == pytest.approx(RANGE_BELOW + RANGE_ABOVE)
+    assert set(r.suggestions()) == {"valley", "slide", "minimum", "steep", "steepest"}
+
+
+def test_flags_and_warnings() -> None:
+    never = _result(np.linspace(3, 1, 120), smooth_f=1.0)
+    assert never.flags["never_diverged"] and "end_lr may be too small" in never.warnings[0]
+    flat = _result(np.full(120, 2.0))
+    assert flat.flags["flat"]
+    at_once = RangeTestResult(LRS[:40], np.linspace(1, 9, 40), np.linspace(1, 9, 40), np.linspace(1, 9, 40),
+                              {"num_iter": 100}, "diverged", 40)
+    assert at_once.flags["diverged_at_once"] and any("start_lr may be too large" in w for w in at_once.warnings)
+
+
+def test_to_dict_round_trip_keeps_non_finite_as_nan() -> None:
+    losses = np.concatenate([np.linspace(3, 1, 50), [np.inf]])
+    r = _result(losses)
+    again = RangeTestResult.from_dict(r.to_dict())
+    assert again == r and np.isnan(again.losses[-1])
+    with pytest.raises(ValueError, match="lrs"):
+        RangeTestResult.from_dict({"lrs": [1.0, -1.0], "losses": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="method must be one of"):
+        r.suggestion("valey")
