@@ -95,10 +95,10 @@ def unpack(batch: Any, batch_fn: Callable[[Any], tuple[Any, Any]] | None) -> tup
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise ValueError(f"batch_fn must return (inputs, target) but returned {type(out).__name__}.")
         return out[0], out[1]
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2:  # the common case first
+        return batch[0], batch[1]
     if isinstance(batch, Mapping) and "image" in batch and "label" in batch:
         return batch["image"], batch["label"]
-    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        return batch[0], batch[1]
     raise ValueError(
         "batches must be (inputs, target) tuples or dicts with 'image' and 'label' keys; "
         f"got {type(batch).__name__}: pass batch_fn=lambda batch: (inputs, target)."

@@ -129,8 +129,9 @@ class RangeTestResult:
             "diverged_at_once": "the loss diverged at once: start_lr may be too large",
         }
         out = [messages[k] for k, on in self.flags.items() if on]
-        if len(self._curve()[1]) < 16:
-            out.append(f"only {len(self._curve()[1])} usable points after trimming: raise num_iter")
+        usable = len(self._curve()[1])
+        if usable < 16:
+            out.append(f"only {usable} usable points after trimming: raise num_iter")
         return out
 
     # -------------------------------------------------------------- data

@@ -91,9 +91,10 @@ def _eval_loss(model: torch.nn.Module, loss_fn: Callable, batches: Iterable[Any]
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
-    for t in [*model.parameters(), *model.buffers()]:
-        return t.device
-    return torch.device("cpu")
+    first = next(model.parameters(), None)
+    if first is None:
+        first = next(model.buffers(), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def lr_find(
@@ -176,8 +177,8 @@ def lr_find(
     device = model_device if device is None else torch.device(device)
     if device != model_device:
         raise ValueError(f"device must be the model's device ({model_device}) but got {device}: move the model first.")
-    check_every = check_int("check_every", check_every if check_every is not None else
-                            (1 if device.type == "cpu" else 10), low=1)
+    on_cpu = device.type == "cpu"
+    check_every = check_int("check_every", check_every if check_every is not None else (1 if on_cpu else 10), low=1)
     scaler = grad_scaler
     if scaler is None and amp == "fp16":
         scaler = torch.amp.GradScaler(device.type)
@@ -194,7 +195,8 @@ def lr_find(
     curve = _Curve(smooth_f, diverge_th)
     stop, iterations, skipped = "completed", 0, 0
     snap = Snapshot(model, optimizer, scaler, snapshot)
-    progress = tqdm(total=num_iter, desc="lr_find", unit="step", disable=not verbose, leave=False)
+    # even a disabled tqdm costs a fraction of a millisecond to build: only make one when shown
+    progress = tqdm(total=num_iter, desc="lr_find", unit="step", leave=False) if verbose else None
     try:
         probe = None
         if val_loader is not None and probe_batches is not None:
@@ -209,18 +211,18 @@ def lr_find(
                 else:
                     group["lr"] = lr * scale
             optimizer.zero_grad(set_to_none=True)
-            step_loss = torch.zeros((), device=device)
+            step_loss: torch.Tensor | None = None
             for _ in range(accumulation_steps):
                 inputs, target = unpack(next(batches), batch_fn)
                 inputs, target = to_device(inputs, device), to_device(target, device)
                 with autocast():
                     loss = loss_fn(model(inputs), target)
-                if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+                if i == 0 and (not isinstance(loss, torch.Tensor) or loss.dim() != 0):
                     raise ValueError(f"loss_fn must return a scalar tensor but returned {type(loss).__name__}"
                                      f"{'' if not isinstance(loss, torch.Tensor) else tuple(loss.shape)}.")
-                scaled = loss / accumulation_steps
+                scaled = loss / accumulation_steps if accumulation_steps > 1 else loss
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                step_loss = step_loss + loss.detach().float()
+                step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
             was_skipped = None
             if scaler is not None:
                 # the scaler lowers its scale exactly when it skips a step (a disabled one has none)
@@ -235,8 +237,22 @@ def lr_find(
             if val_loader is not None:
                 eval_loss = _eval_loss(model, loss_fn, probe if probe is not None else val_loader,
                                        batch_fn, device, autocast)
-            pending.append((lr, step_loss / accumulation_steps, eval_loss, was_skipped))
-            progress.update(1)
+            if accumulation_steps > 1:
+                step_loss = step_loss / accumulation_steps
+            if progress is not None:
+                progress.update(1)
+            if check_every == 1 and on_cpu:  # fast path: a CPU scalar is read at no cost
+                reason = None
+                if was_skipped is not None and was_skipped.item():
+                    skipped += 1
+                else:
+                    train = step_loss.item()
+                    reason = curve.add(lr, train if eval_loss is None else eval_loss.item(), train)
+                if reason is not None:
+                    stop = reason
+                    break
+                continue
+            pending.append((lr, step_loss, eval_loss, was_skipped))
             if len(pending) >= check_every or i == num_iter - 1:
                 reason, n_skipped = _flush(pending, curve)
                 skipped += n_skipped
@@ -245,7 +261,8 @@ def lr_find(
                     stop = reason
                     break
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
         snap.restore()
     mode = "train" if val_loader is None else ("probe" if probe_batches is not None else "val")
     result = RangeTestResult(
@@ -262,16 +279,22 @@ def lr_find(
 
 def _flush(pending: list[tuple[float, Any, Any, Any]], curve: _Curve) -> tuple[str | None, int]:
     """Read pending points with one host synchronisation; feed the curve until it says stop."""
-    rows = []
-    for _, train, ev, sk in pending:
-        rows.append(torch.stack([train, train if ev is None else ev, train.new_zeros(()) if sk is None else sk.to(train)]))
-    values = torch.stack(rows).tolist()
+    if pending[0][1].device.type == "cpu":  # reading a CPU scalar costs nothing: no stacking
+        values = [(train.item(), None if ev is None else ev.item(), None if sk is None else sk.item())
+                  for _, train, ev, sk in pending]
+    else:  # one device-to-host copy for the whole batch of points
+        zero = pending[0][1].new_zeros(())
+        cells = [t.float() for _, train, ev, sk in pending
+                 for t in (train, zero if ev is None else ev, zero if sk is None else sk)]
+        flat = torch.stack(cells).tolist()
+        values = [(flat[i], flat[i + 1] if pending[i // 3][2] is not None else None, flat[i + 2])
+                  for i in range(0, len(flat), 3)]
     skipped = 0
     for (lr, *_), (train, loss, was_skipped) in zip(pending, values):
         if was_skipped:
             skipped += 1
             continue
-        reason = curve.add(lr, loss, train)
+        reason = curve.add(lr, train if loss is None else loss, train)
         if reason is not None:
             return reason, skipped
     return None, skipped

@@ -1,0 +1,130 @@
+"""Offline tasks shared by the example studies and benchmarks (public lrsearch API only).
+
+Every data set is bundled with a package or generated offline: scikit-learn's ``load_digits`` and
+``load_breast_cancer``, MNIST-1D from ``mnist1d.data.make_dataset`` (never its downloading
+``get_dataset``), and a synthetic regression. Each task splits train / validation / test with a
+fixed seed and standardises features on the training split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class TaskData:
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    model_fn: Callable[[], torch.nn.Module]
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    batch_size: int
+    epochs: int
+    classification: bool = True
+
+
+def _split(x: np.ndarray, y: np.ndarray, fractions=(0.6, 0.2), seed: int = 0):
+    order = np.random.default_rng(seed).permutation(len(x))
+    a, b = int(fractions[0] * len(x)), int((fractions[0] + fractions[1]) * len(x))
+    parts = order[:a], order[a:b], order[b:]
+    mean, std = x[parts[0]].mean(0), x[parts[0]].std(0) + 1e-8
+    out = []
+    for idx in parts:
+        out += [torch.tensor((x[idx] - mean) / std, dtype=torch.float32), torch.tensor(y[idx])]
+    return out
+
+
+def mlp(sizes: list[int]) -> Callable[[], torch.nn.Module]:
+    def make() -> torch.nn.Module:
+        layers: list[torch.nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+            layers.append(torch.nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(torch.nn.ReLU())
+        return torch.nn.Sequential(*layers)
+
+    return make
+
+
+def mnist1d_mlp() -> TaskData:
+    """MNIST-1D (4000 + 1000 samples, 40 features, 10 classes): separates schedules clearly."""
+    from mnist1d.data import get_dataset_args
+    from mnist1d.data import make_dataset
+
+    d = make_dataset(get_dataset_args())
+    x = np.concatenate([d["x"], d["x_test"]]).astype(np.float32)
+    y = np.concatenate([d["y"], d["y_test"]]).astype(np.int64)
+    parts = _split(x, y, (0.64, 0.16))
+    return TaskData("mnist1d-mlp", *parts, mlp([40, 100, 100, 10]), F.cross_entropy, 128, 10)
+
+
+def mnist1d_cnn() -> TaskData:
+    """MNIST-1D with a small 1D CNN."""
+    base = mnist1d_mlp()
+
+    def make() -> torch.nn.Module:
+        return torch.nn.Sequential(
+            torch.nn.Unflatten(1, (1, 40)),
+            torch.nn.Conv1d(1, 16, 5, padding=2), torch.nn.ReLU(),
+            torch.nn.Conv1d(16, 32, 5, padding=2, stride=2), torch.nn.ReLU(),
+            torch.nn.Conv1d(32, 32, 3, padding=1, stride=2), torch.nn.ReLU(),
+            torch.nn.Flatten(), torch.nn.Linear(32 * 10, 10),
+        )
+
+    return TaskData("mnist1d-cnn", base.x_train, base.y_train, base.x_val, base.y_val, base.x_test,
+                    base.y_test, make, F.cross_entropy, 128, 10)
+
+
+def digits_mlp() -> TaskData:
+    """scikit-learn's digits (1797 8x8 images): a smoke test, every sane schedule gets ~97%."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    parts = _split(d.data.astype(np.float32), d.target.astype(np.int64))
+    return TaskData("digits-mlp", *parts, mlp([64, 128, 10]), F.cross_entropy, 64, 10)
+
+
+def breast_cancer_mlp() -> TaskData:
+    """scikit-learn's breast cancer (569 samples, 30 features, binary): a small tabular task."""
+    from sklearn.datasets import load_breast_cancer
+
+    d = load_breast_cancer()
+    parts = _split(d.data.astype(np.float32), d.target.astype(np.int64))
+    return TaskData("breast-cancer-mlp", *parts, mlp([30, 64, 2]), F.cross_entropy, 32, 15)
+
+
+def regression_mlp(n: int = 2000, seed: int = 0) -> TaskData:
+    """A synthetic non-linear regression (16 features, MSE)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 16)).astype(np.float32)
+    w = rng.standard_normal(16)
+    y = (np.sin(x @ w / 2) + 0.5 * x[:, 0] * x[:, 1] + 0.1 * rng.standard_normal(n)).astype(np.float32)
+    parts = _split(x, y[:, None])
+
+    return TaskData("regression-mlp", *parts, mlp([16, 64, 64, 1]), F.mse_loss, 64, 15, classification=False)
+
+
+TASKS = {
+    "mnist1d-mlp": mnist1d_mlp,
+    "mnist1d-cnn": mnist1d_cnn,
+    "digits-mlp": digits_mlp,
+    "breast-cancer-mlp": breast_cancer_mlp,
+    "regression-mlp": regression_mlp,
+}
+
+
+def make_optimizer(name: str, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr)
+    raise ValueError(f"optimizer must be 'sgd' or 'adam' but got {name!r}.")
