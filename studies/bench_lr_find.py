@@ -94,18 +94,16 @@ def quality(task_names: list[str], seeds: int, grid_seeds: int, num_iter: int, e
             const = grid_best(task, opt_name, "constant", grid, grid_seeds, ep)
             cycle = grid_best(task, opt_name, "onecycle", grid, grid_seeds, ep)
             for seed, r in enumerate(range_tests(task, opt_name, seeds, num_iter)):
-                ref = lrsearch._suggest.fastai_reference(r.lrs, r.train_losses, num_iter)
-                fastai_curve = lrsearch._suggest.prepare(r.lrs, lrsearch._suggest.ema(r.train_losses, 0.02),
-                                                         num_iter // 10, 5)
-                fastai_min = float(fastai_curve[0][int(np.argmin(fastai_curve[1]))])
+                ref = r.reference_suggestions()
                 rows.append({
                     "task": name, "optimizer": opt_name, "seed": seed,
                     "best_constant": const["best_lr"], "best_onecycle": cycle["best_lr"],
                     "range": r.search_range(), "anchor": r.min_loss_lr(),
                     "suggestions": r.suggestions(),
-                    "fastai_valley": ref["valley"],
-                    "torch_lr_finder_steepest": lrsearch._suggest.torch_lr_finder_reference(r.lrs, r.train_losses),
-                    "baseline_range": (ref["valley"], fastai_min),
+                    "fastai_valley": ref["fastai_valley"],
+                    "torch_lr_finder_steepest": ref["torch_lr_finder_steepest"],
+                    "baseline_range": (ref["fastai_valley"], ref["fastai_smoothed_min"]),
+                    "noisy": r.flags["noisy"], "signal_to_noise": r.signal_to_noise,
                 })
             print(f"  {name}/{opt_name}: best constant {const['best_lr']:.3g}, best one-cycle "
                   f"{cycle['best_lr']:.3g} ({time.perf_counter() - t0:.0f}s)", flush=True)
@@ -118,8 +116,9 @@ def _covers(rng, lr) -> bool:
 
 def quality_table(q: dict) -> str:
     rows = q["rows"]
-    lines = ["| task / optimizer | lrsearch range covers both | median width (dec) | [valley, min] covers both | its median width |",
-             "|---|---|---|---|---|"]
+    lines = ["| task / optimizer | lrsearch range covers both | median width (dec) | flagged noisy | "
+             "[valley, min] covers both | its median width |",
+             "|---|---|---|---|---|---|"]
     groups = sorted({(r["task"], r["optimizer"]) for r in rows})
     for key in [*groups, ("all", "")]:
         sel = [r for r in rows if key[0] == "all" or (r["task"], r["optimizer"]) == key]
@@ -130,23 +129,26 @@ def quality_table(q: dict) -> str:
         bw = statistics.median(math.log10(r["baseline_range"][1] / r["baseline_range"][0])
                                for r in sel if r["baseline_range"][0])
         label = "**all**" if key[0] == "all" else f"{key[0]} / {key[1]}"
-        lines.append(f"| {label} | {cov}/{len(sel)} | {width:.2f} | {base}/{len(sel)} | {bw:.2f} |")
-    methods = ["valley", "slide", "minimum", "steep", "steepest"]
+        noisy = sum(bool(r.get("noisy")) for r in sel)
+        lines.append(f"| {label} | {cov}/{len(sel)} | {width:.2f} | {noisy} | {base}/{len(sel)} | {bw:.2f} |")
+    methods = ["valley", "slide", "minimum", "steep", "steepest", "midpoint"]
     lines += ["", "| rule | median abs(log10(suggestion / best constant)) | vs best one-cycle peak |", "|---|---|---|"]
-    for m in [*methods, "fastai_valley", "torch_lr_finder_steepest", "anchor"]:
+    for m in [*methods, "fastai_valley", "torch_lr_finder_steepest", "anchor"]:  # anchor: loss minimum
         def err(r, best, m=m):
             v = r["suggestions"][m] if m in methods else r[m]
             return abs(math.log10(v / r[best])) if v else math.inf
         label = {"fastai_valley": "fastai valley (fastai's smoothing)",
                  "torch_lr_finder_steepest": "torch-lr-finder steepest (its smoothing)",
-                 "anchor": "smoothed-loss minimum (range anchor)"}.get(m, f"lrsearch `{m}`")
+                 "anchor": "smoothed-loss minimum"}.get(m, f"lrsearch `{m}`")
         lines.append(f"| {label} | {statistics.median(err(r, 'best_constant') for r in rows):.2f} | "
                      f"{statistics.median(err(r, 'best_onecycle') for r in rows):.2f} |")
-    offs_c = [math.log10(r["best_constant"] / r["anchor"]) for r in rows]
-    offs_o = [math.log10(r["best_onecycle"] / r["anchor"]) for r in rows]
-    lines += ["", f"log10(best / anchor): constant min {min(offs_c):.2f}, median {statistics.median(offs_c):.2f}, "
-              f"max {max(offs_c):.2f}; one-cycle min {min(offs_o):.2f}, median {statistics.median(offs_o):.2f}, "
-              f"max {max(offs_o):.2f}"]
+    for feature in ("midpoint", "anchor"):
+        def off(r, best, feature=feature):
+            v = r["suggestions"][feature] if feature in r["suggestions"] else r[feature]
+            return math.log10(r[best] / v)
+        oc, oo = [off(r, "best_constant") for r in rows], [off(r, "best_onecycle") for r in rows]
+        lines.append(f"\nlog10(best / {feature}): constant [{min(oc):+.2f}, {max(oc):+.2f}] median {statistics.median(oc):+.2f}; "
+                     f"one-cycle [{min(oo):+.2f}, {max(oo):+.2f}] median {statistics.median(oo):+.2f}")
     return "\n".join(lines)
 
 
@@ -206,6 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--tasks", default="mnist1d-mlp,digits-mlp,breast-cancer-mlp")
+    parser.add_argument("--name", default="bench_lr_find", help="stem of the files in studies/results/")
+    parser.add_argument("--num-iter", type=int, default=100, help="range-test steps (default 100)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     OUT.mkdir(exist_ok=True)
@@ -217,13 +221,13 @@ def main(argv: list[str] | None = None) -> None:
             report.append(table)
     tasks = args.tasks.split(",")[:1] if args.quick else args.tasks.split(",")
     q = quality(tasks, seeds=2 if args.quick else 10, grid_seeds=1 if args.quick else 3,
-                num_iter=100, epochs=1 if args.quick else None)
+                num_iter=args.num_iter, epochs=1 if args.quick else None)
     table = quality_table(q)
     print(table)
     report.append(table)
     if not args.quick:
-        (OUT / "bench_lr_find.json").write_text(json.dumps(q, indent=1))
-        (OUT / "bench_lr_find.md").write_text("\n\n".join(report) + "\n")
+        (OUT / f"{args.name}.json").write_text(json.dumps(q, indent=1))
+        (OUT / f"{args.name}.md").write_text("\n\n".join(report) + "\n")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,25 @@ def breast_cancer_mlp() -> TaskData:
     return TaskData("breast-cancer-mlp", *parts, mlp([30, 64, 2]), F.cross_entropy, 32, 15)
 
 
+def wine_mlp() -> TaskData:
+    """scikit-learn's wine (178 samples, 13 features, 3 classes): a tiny tabular task."""
+    from sklearn.datasets import load_wine
+
+    d = load_wine()
+    parts = _split(d.data.astype(np.float32), d.target.astype(np.int64))
+    return TaskData("wine-mlp", *parts, mlp([13, 32, 3]), F.cross_entropy, 16, 20)
+
+
+def diabetes_mlp() -> TaskData:
+    """scikit-learn's diabetes (442 samples, 10 features): a small, noisy regression (MSE)."""
+    from sklearn.datasets import load_diabetes
+
+    d = load_diabetes()
+    y = (d.target - d.target.mean()) / d.target.std()
+    parts = _split(d.data.astype(np.float32), y.astype(np.float32)[:, None])
+    return TaskData("diabetes-mlp", *parts, mlp([10, 64, 1]), F.mse_loss, 32, 20, classification=False)
+
+
 def regression_mlp(n: int = 2000, seed: int = 0) -> TaskData:
     """A synthetic non-linear regression (16 features, MSE)."""
     rng = np.random.default_rng(seed)
@@ -119,6 +138,8 @@ TASKS = {
     "digits-mlp": digits_mlp,
     "breast-cancer-mlp": breast_cancer_mlp,
     "regression-mlp": regression_mlp,
+    "wine-mlp": wine_mlp,
+    "diabetes-mlp": diabetes_mlp,
 }
 
 

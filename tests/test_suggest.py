@@ -9,10 +9,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from lrsearch import RangeTestResult
+from lrsearch._range_result import NOISY_SNR
 from lrsearch._range_result import RANGE_ABOVE
 from lrsearch._range_result import RANGE_BELOW
+from lrsearch._suggest import centred
 from lrsearch._suggest import ema
 from lrsearch._suggest import fastai_reference
+from lrsearch._suggest import midpoint
 from lrsearch._suggest import minimum
 from lrsearch._suggest import slide
 from lrsearch._suggest import steep
@@ -126,14 +129,60 @@ def _result(losses, **config):
                                        end_lr=LRS[-1], **config)
 
 
-def test_search_range_is_anchored_on_the_smoothed_minimum() -> None:
-    losses = np.concatenate([_sigmoid_drop(-3.0)[:121], np.linspace(1.1, 9, 40)])
-    r = _result(losses)
-    m = r.min_loss_lr()
-    low, high = r.search_range()
-    assert low == pytest.approx(m / 10**RANGE_BELOW) and high == pytest.approx(m * 10**RANGE_ABOVE)
-    assert np.log10(high / low) == pytest.approx(RANGE_BELOW + RANGE_ABOVE)
-    assert set(r.suggestions()) == {"valley", "slide", "minimum", "steep", "steepest"}
+@pytest.mark.parametrize("mu", [-4.0, -2.5])
+@pytest.mark.parametrize("points", [81, 241])
+def test_midpoint_is_the_centre_of_a_symmetric_drop(mu: float, points: int) -> None:
+    x = np.linspace(-7, 1, points)
+    losses = 2.0 - 1.0 / (1.0 + np.exp(-(x - mu) / 0.3)) + np.where(x > mu + 2, (x - mu - 2) * 5, 0)
+    assert abs(np.log10(midpoint(10.0**x, losses)) - mu) <= 1.01 * (x[1] - x[0])
+    assert midpoint(10.0**x[:2], losses[:2]) is None
+
+
+def test_centred_smoothing_has_no_lag() -> None:
+    x = np.linspace(-7, 1, 161)
+    y = np.abs(x + 3.0)  # a V with its bottom at 1e-3
+    assert np.log10(10.0 ** x[int(np.argmin(centred(10.0**x, y)))]) == pytest.approx(-3.0, abs=0.06)
+    assert np.argmin(ema(y, 0.05)) > np.argmin(y) + 5  # the EMA's minimum lags to the right
+
+
+def _sweep(points: int, mu_at_reference: float, noise: float = 0.0, seed: int = 0) -> RangeTestResult:
+    """A synthetic sweep whose drop sits where the cumulative LR matches the reference sweep's."""
+    x = np.linspace(-7, 1, points)
+    shift = np.log10((points - 1) / 99)  # k times denser sweeps drop k times lower
+    losses = 2.0 - 1.0 / (1.0 + np.exp(-(x - mu_at_reference + shift) / 0.3))
+    losses = losses + np.where(x > mu_at_reference - shift + 1.5, (x - mu_at_reference + shift - 1.5) * 8, 0)
+    losses = losses + noise * np.random.default_rng(seed).standard_normal(points)
+    return RangeTestResult.from_arrays(10.0**x, losses, num_iter=points, start_lr=1e-7, end_lr=10.0)
+
+
+def test_search_range_is_the_normalised_midpoint_and_ignores_sweep_density() -> None:
+    r100, r300 = _sweep(100, -2.0), _sweep(300, -2.0)
+    for r in (r100, r300):
+        low, high = r.search_range()
+        h = r.suggestion("midpoint")
+        assert low == pytest.approx(h / 10**RANGE_BELOW) and high == pytest.approx(h * 10**RANGE_ABOVE)
+        assert np.log10(high / low) == pytest.approx(RANGE_BELOW + RANGE_ABOVE)
+        assert RANGE_BELOW + RANGE_ABOVE <= 1.5
+        assert not r.flags["noisy"]
+    # the 3x denser sweep drops 0.48 decades lower, yet gives the same range to within a step
+    assert abs(np.log10(r100.search_range()[0] / r300.search_range()[0])) < 0.1
+    assert set(r100.suggestions()) == {"valley", "slide", "minimum", "steep", "steepest", "midpoint"}
+
+
+def test_noisy_curves_are_flagged_and_widen_the_range() -> None:
+    clean, noisy = _sweep(100, -2.0), _sweep(100, -2.0, noise=0.6)
+    assert clean.signal_to_noise > 10 and noisy.signal_to_noise < NOISY_SNR
+    assert noisy.flags["noisy"] and any("mostly noise" in w for w in noisy.warnings)
+    lo, hi = noisy.search_range()
+    assert np.log10(hi / lo) > RANGE_BELOW + RANGE_ABOVE
+
+
+def test_search_range_is_clipped_to_the_sweep_and_falls_back_to_it() -> None:
+    losses = np.concatenate([np.full(150, 2.0), np.linspace(2.0, 1.0, 11)])  # drops at the very end
+    low, high = _result(losses).search_range()
+    assert high == LRS[-1] and low < high
+    short = RangeTestResult.from_arrays(LRS[:2], [1.0, 0.9], start_lr=1e-7, end_lr=10.0, num_iter=100)
+    assert short.search_range() == (1e-7, 10.0)
 
 
 def test_flags_and_warnings() -> None:
@@ -155,3 +204,13 @@ def test_to_dict_round_trip_keeps_non_finite_as_nan() -> None:
         RangeTestResult.from_dict({"lrs": [1.0, -1.0], "losses": [1.0, 2.0]})
     with pytest.raises(ValueError, match="method must be one of"):
         r.suggestion("valey")
+
+
+def test_reference_suggestions_rerun_fastai_and_torch_lr_finder_on_raw_losses() -> None:
+    raw = _sigmoid_drop(-2.0) + 0.01 * np.random.default_rng(2).standard_normal(len(LRS))
+    r = RangeTestResult.from_arrays(LRS, raw, num_iter=len(LRS))
+    ref = r.reference_suggestions()
+    assert {k: v for k, v in ref.items() if k.startswith("fastai_") and k != "fastai_smoothed_min"} == {
+        f"fastai_{k}": v for k, v in fastai_reference(LRS, raw, len(LRS)).items()}
+    assert ref["torch_lr_finder_steepest"] == torch_lr_finder_reference(LRS, raw)
+    assert ref["fastai_valley"] != r.suggestion("valley")  # different smoothing, different answer

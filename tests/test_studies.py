@@ -1,0 +1,51 @@
+"""The example studies run end to end at a tiny size (they import only public lrsearch names)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+import lrsearch
+
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+
+@pytest.fixture(autouse=True)
+def _studies_on_path(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(STUDIES))
+
+
+def test_range_test_study_saves_its_plot(tmp_path) -> None:
+    import range_test_mnist1d
+
+    out = tmp_path / "rt.png"
+    result = range_test_mnist1d.run("adam", str(out), num_iter=40, verbose=False)
+    assert out.stat().st_size > 10_000
+    low, high = result.search_range()
+    assert 0 < low < high and result.iterations <= 40
+
+
+def test_bench_lr_find_quick(capsys) -> None:
+    import bench_lr_find
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lrsearch.RangeTestWarning)
+        bench_lr_find.main(["--quick", "--skip-overhead"])
+    out = capsys.readouterr().out
+    assert "lrsearch range covers both" in out and "torch-lr-finder steepest" in out
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.py")), ids=lambda p: p.name)
+def test_studies_import_only_public_names(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lrsearch"):
+            assert node.module == "lrsearch", f"{path.name} imports from {node.module}"
+            assert all(a.name in lrsearch.__all__ for a in node.names), path.name
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "lrsearch":
+            assert node.attr in lrsearch.__all__, f"{path.name}: lrsearch.{node.attr}"
