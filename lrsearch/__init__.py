@@ -21,6 +21,14 @@ from lrsearch.schedules import families
 
 if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
     from lrsearch._data import TensorBatches
+    from lrsearch._train import Task
+    from lrsearch._train import train
+    from lrsearch.search import PlateauPruner
+    from lrsearch.search import SearchResult
+    from lrsearch.search import SearchSpace
+    from lrsearch.search import optimize
+    from lrsearch.search import report
+    from lrsearch.search import suggest_schedule
     from lrsearch._range_test import RangeTestWarning
     from lrsearch._range_test import lr_find
     from lrsearch._torch_scheduler import ScheduleLR
@@ -30,6 +38,14 @@ _LAZY = {
     "TensorBatches": "lrsearch._data",
     "RangeTestWarning": "lrsearch._range_test",
     "lr_find": "lrsearch._range_test",
+    "Task": "lrsearch._train",
+    "train": "lrsearch._train",
+    "PlateauPruner": "lrsearch.search",
+    "SearchResult": "lrsearch.search",
+    "SearchSpace": "lrsearch.search",
+    "optimize": "lrsearch.search",
+    "report": "lrsearch.search",
+    "suggest_schedule": "lrsearch.search",
 }
 
 
@@ -41,13 +57,21 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "PlateauMonitor",
+    "PlateauPruner",
     "RangeTestResult",
     "RangeTestWarning",
     "Schedule",
     "ScheduleLR",
+    "SearchResult",
+    "SearchSpace",
+    "Task",
     "TensorBatches",
     "__version__",
     "families",
     "lr_find",
+    "optimize",
+    "report",
     "schedules",
+    "suggest_schedule",
+    "train",
 ]

@@ -6,8 +6,10 @@ threshold)`` (``rel``) or ``best - threshold`` (``abs``), and mirror-wise for ``
 ``patience + 1`` consecutive evaluations without improvement ``update`` returns ``True`` (a
 plateau), the count restarts and ``cooldown`` evaluations follow in which no plateau is counted.
 
-As in torch, ``rel`` mode measures against ``|best|`` only when ``best > 0``: for a metric that
-can be negative (a log-likelihood) use ``abs``. A NaN never counts as an improvement.
+One deliberate difference: ``rel`` is relative to ``|best|`` (``best - threshold * |best|``
+for min), which equals torch's ``best * (1 - threshold)`` whenever ``best > 0``; torch's form is
+wrong-signed for negative metrics (it counts a stalled negative log-likelihood as improving for
+ever). A NaN never counts as an improvement.
 
 The state is plain data (``state_dict`` is JSON-ready), so it can sit on an Optuna trial.
 """
@@ -62,12 +64,11 @@ class PlateauMonitor:
 
     def is_better(self, value: float) -> bool:
         """Whether ``value`` improves on the best so far by more than the threshold."""
-        best, thr = self.best, self.threshold
-        if self.mode == "min":
-            bound = best * (1.0 - thr) if self.threshold_mode == "rel" else best - thr
-            return value < bound
-        bound = best * (1.0 + thr) if self.threshold_mode == "rel" else best + thr
-        return value > bound
+        best = self.best
+        margin = self.threshold * abs(best) if self.threshold_mode == "rel" and math.isfinite(best) else self.threshold
+        if self.threshold_mode == "rel" and not math.isfinite(best):
+            margin = 0.0
+        return value < best - margin if self.mode == "min" else value > best + margin
 
     @property
     def in_cooldown(self) -> bool:

@@ -179,7 +179,9 @@ class RangeTestResult:
         drop = (start - low) / max(abs(start), 1e-12)
         snr = self.signal_to_noise
         return {
-            "never_diverged": self.stop_reason == "completed" and float(curve[-1]) < 2.0 * low + 1e-12,
+            # completed without the loss climbing back halfway to where it started (and by 5%)
+            "never_diverged": self.stop_reason == "completed"
+            and float(curve[-1]) <= low + max(0.5 * (start - low), 0.05 * abs(low)),
             "flat": drop < 0.02,
             "diverged_at_once": self.stop_reason != "completed" and int(np.argmin(curve)) == 0,
             "noisy": snr is not None and snr < NOISY_SNR,

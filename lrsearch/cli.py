@@ -74,7 +74,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _cmd_gallery(args: argparse.Namespace) -> int:
     from lrsearch.plots import plot_family_gallery
 
     print(f"lrsearch {__version__}: {len(families())} schedule families\n")
@@ -83,6 +83,126 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_family_gallery(args.steps).savefig(out, dpi=90)
     print(f"\nwrote {out} (every family at its defaults, {args.steps} steps)")
+    return 0
+
+
+def _storage_arg(value: str | None, default_study: str) -> str:
+    """A storage URL from the CLI: a ``.db`` path becomes ``sqlite:///path``; URLs and ``.log``
+    journal paths pass through; ``None`` is the default ``studies/<study>.db``."""
+    if value is None:
+        return f"sqlite:///studies/{default_study}.db"
+    if "://" not in value and value.endswith(".db"):
+        return f"sqlite:///{value}"
+    return value
+
+
+def _safe(storage: str) -> str:
+    """The storage for printing: never a password in full."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(storage)
+    if parts.password:
+        return storage.replace(f":{parts.password}@", ":***@")
+    return storage
+
+
+def _load(storage: str, study: str | None):  # noqa: ANN202
+    import optuna
+
+    from lrsearch.search._optimize import resolve_storage
+
+    store = resolve_storage(storage, study or "lrsearch")
+    names = optuna.get_all_study_names(store)
+    if study is None:
+        if len(names) != 1:
+            raise ValueError(f"--study must name one of the studies in {_safe(storage)} ({', '.join(names) or 'none'}).")
+        study = names[0]
+    if study not in names:
+        raise ValueError(f"--study must name one of the studies in {_safe(storage)} ({', '.join(names) or 'none'}) "
+                         f"but got {study!r}.")
+    return optuna.load_study(study_name=study, storage=store)
+
+
+def _write_report(result, out: Path, name: str, k: int) -> None:  # noqa: ANN001
+    out.mkdir(parents=True, exist_ok=True)
+    print(result.table(k, include_pruned=True))
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts().items()))
+    print(f"\ntrials: {counts}")
+    best = result.export_best(out / f"{name}_best_schedule.json")
+    result.plot_schedules(k).savefig(out / f"{name}_top_schedules.png", dpi=100)
+    result.plot_history().savefig(out / f"{name}_history.png", dpi=100)
+    print(f"best schedule: {result.best_schedule.describe()} -> {best}")
+    print(f"plots: {out / f'{name}_top_schedules.png'}, {out / f'{name}_history.png'}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import time
+    import warnings
+
+    import optuna
+    import torch
+
+    import lrsearch
+    from lrsearch._demo import mnist1d_task
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t0 = time.perf_counter()
+    task, _ = mnist1d_task(args.epochs, args.device)
+    print(f"lrsearch demo: MLP on MNIST-1D (generated offline), {args.trials} trials x {args.epochs} epochs, "
+          f"device {task.resolve_device()}")
+    torch.manual_seed(0)
+    model = task.model_fn().to(task.resolve_device())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", lrsearch.RangeTestWarning)
+        x, y = task.train_data
+        batches = lrsearch.TensorBatches(x, y, batch_size=task.batch_size, device=task.resolve_device())
+        found = lrsearch.lr_find(model, task.optimizer_fn(model.parameters()), task.loss_fn, batches)
+    for w in caught:
+        print(f"range test warning: {w.message}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    found.plot().savefig(out / f"{args.study}_range_test.png", dpi=100)
+    low, high = found.search_range()
+    print(f"\n1. range test: {found.iterations} steps, search range {low:.3g} .. {high:.3g} "
+          f"(midpoint {found.suggestion('midpoint'):.3g}, valley {found.suggestion('valley'):.3g}); "
+          f"plot {out / f'{args.study}_range_test.png'}")
+    storage = _storage_arg(args.storage, args.study)
+    result = lrsearch.optimize(task=task, n_trials=args.trials, study_name=args.study, storage=storage,
+                               seed_from=found, show_progress_bar=not args.quiet, seed=args.seed)
+    print(f"\n2. search: study {args.study!r} in {_safe(storage)} "
+          f"({result.study.user_attrs.get('seeds_enqueued', 0)} seed trials from the range test)\n")
+    _write_report(result, out, args.study, 10)
+    best = result.best_schedule
+    print(f"\n3. reuse the best schedule for a run 10x longer:\n"
+          f"   schedule = lrsearch.Schedule.from_json(open('{out / f'{args.study}_best_schedule.json'}').read())\n"
+          f"   scheduler = schedule.build(optimizer, total_steps=10 * {task.epochs} * steps_per_epoch)")
+    print(f"\nopen it in the dashboard:  lrsearch dashboard {_safe(storage)}\n"
+          f"   (or: optuna-dashboard {_safe(storage)} --artifact-dir studies/artifacts)")
+    print(f"done in {time.perf_counter() - t0:.0f}s; best validation loss {result.best_value:.4f} ({best.family})")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from lrsearch.search import SearchResult
+
+    study = _load(_storage_arg(args.storage, args.study or "demo"), args.study)
+    _write_report(SearchResult(study), Path(args.out), study.study_name, args.top)
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from optuna_dashboard import run_server
+
+    from lrsearch.search._dashboard import artifact_store
+    from lrsearch.search._optimize import resolve_storage
+
+    storage = _storage_arg(args.storage, "demo")
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host} exposes the study to the network; "
+              "the dashboard has no authentication.", file=sys.stderr)
+    print(f"optuna-dashboard on http://{args.host}:{args.port} for {_safe(storage)} (Ctrl-C stops it)", flush=True)
+    run_server(resolve_storage(storage, "demo"), host=args.host, port=args.port,
+               artifact_store=artifact_store(args.artifact_dir))
     return 0
 
 
@@ -106,10 +226,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="PNG path (default FAMILY.png)")
     p.set_defaults(func=_cmd_schedule)
 
-    p = sub.add_parser("demo", help="the main job: draw every family (a search study once it lands)")
+    p = sub.add_parser("gallery", help="draw every family at its defaults to a PNG")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--out", default="studies/schedule_gallery.png")
+    p.set_defaults(func=_cmd_gallery)
+
+    p = sub.add_parser("demo", help="the main job: range test, seeded search with pruning, report (MNIST-1D)")
+    p.add_argument("--trials", type=int, default=40, help="trials to run (default 40)")
+    p.add_argument("--epochs", type=int, default=12, help="epochs per trial (default 12)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    p.add_argument("--study", default="demo", help="study name (default demo)")
+    p.add_argument("--storage", help="storage URL, .db or .log path (default studies/<study>.db)")
+    p.add_argument("--out", default="studies", help="folder for plots and the best spec")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("report", help="print a study's top schedules and write its plots")
+    p.add_argument("storage", nargs="?", help="storage URL, .db or .log path (default studies/demo.db)")
+    p.add_argument("--study", help="study name (needed when the storage holds several)")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--out", default="studies")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("dashboard", help="serve optuna-dashboard for a study storage")
+    p.add_argument("storage", nargs="?", help="storage URL, .db or .log path (default studies/demo.db)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--artifact-dir", default="studies/artifacts")
+    p.set_defaults(func=_cmd_dashboard)
     return parser
 
 
@@ -117,6 +262,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ValueError as err:
+    except (ValueError, ImportError) as err:
         print(f"lrsearch {args.command}: error: {err}", file=sys.stderr)
         return 2

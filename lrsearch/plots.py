@@ -137,3 +137,29 @@ def plot_range_test(
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     return fig
+
+
+def plot_history(study: Any, *, ax: Axes | None = None) -> Figure:
+    """Each trial's value by trial number (complete and pruned), with the best so far."""
+    import optuna
+
+    fig, ax = _new_axes(ax)
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    best, xs, ys = None, [], []
+    for state, marker in ((optuna.trial.TrialState.COMPLETE, "o"), (optuna.trial.TrialState.PRUNED, "x")):
+        trials = [t for t in study.get_trials(deepcopy=False, states=(state,)) if t.value is not None]
+        ax.plot([t.number for t in trials], [t.value for t in trials], marker, linestyle="none",
+                alpha=0.7, label=state.name.lower())
+    for t in sorted(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
+                    key=lambda t: t.number):
+        if t.value is None or not np.isfinite(t.value):
+            continue
+        best = t.value if best is None else (max(best, t.value) if maximize else min(best, t.value))
+        xs.append(t.number)
+        ys.append(best)
+    ax.step(xs, ys, where="post", color="C3", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("objective value")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig

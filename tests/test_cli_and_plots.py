@@ -80,9 +80,9 @@ def test_cli_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path, mon
     assert message in err and err.count("\n") == 1
 
 
-def test_cli_families_and_demo(tmp_path, capsys) -> None:
+def test_cli_families_and_gallery(tmp_path, capsys) -> None:
     assert main(["families"]) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in families())
     out = tmp_path / "gallery.png"
-    assert main(["demo", "--steps", "100", "--out", str(out)]) == 0 and out.exists()
+    assert main(["gallery", "--steps", "100", "--out", str(out)]) == 0 and out.exists()

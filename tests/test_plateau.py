@@ -36,7 +36,7 @@ def test_same_decisions_as_reduce_lr_on_plateau(mode: str, threshold_mode: str, 
     gen = torch.Generator().manual_seed(1)
     values = (torch.linspace(1, 0.2, 60) + 0.3 * torch.rand(60, generator=gen)).tolist()
     if mode == "max":
-        values = [-v for v in values]
+        values = [3.0 - v for v in values]  # positive: torch's rel rule is wrong-signed below zero
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     ref = ReduceLROnPlateau(opt, mode=mode, factor=0.5, patience=3, threshold=0.01,
                             threshold_mode=threshold_mode, cooldown=cooldown)
@@ -49,6 +49,14 @@ def test_same_decisions_as_reduce_lr_on_plateau(mode: str, threshold_mode: str, 
         last = opt.param_groups[0]["lr"]
         assert m.num_bad_evals == ref.num_bad_epochs and m.cooldown_counter == ref.cooldown_counter
     assert ours == theirs and sum(ours) >= 2
+
+
+@pytest.mark.parametrize("mode,sign", [("min", 1.0), ("max", -1.0)])
+def test_rel_threshold_is_relative_to_the_magnitude_for_negative_metrics(mode: str, sign: float) -> None:
+    # a stalled negative log-likelihood: torch's best * (1 -/+ thr) would count it as improving
+    m = PlateauMonitor(mode, patience=1, threshold=0.01, threshold_mode="rel")
+    values = [sign * v for v in (-1.0, -2.0, -2.005, -2.009, -2.01)]
+    assert [m.update(v) for v in values] == [False, False, False, True, False]
 
 
 def test_state_round_trips_through_json_mid_sequence() -> None:

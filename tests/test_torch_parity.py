@@ -144,8 +144,8 @@ PLATEAU_SETTINGS = [
 def _run_plateau(settings: dict) -> tuple[np.ndarray, np.ndarray]:
     """LRs after each metric, (ours, torch's), for ReduceLROnPlateau configured as ``settings``."""
     metrics = _plateau_metrics()
-    if settings["mode"] == "max":
-        metrics = [-m for m in metrics]
+    if settings["mode"] == "max":  # an accuracy-like metric: positive (negative ones differ on purpose)
+        metrics = [2.0 - m for m in metrics]
     min_ratio = 0.002
     opt_t, opt_o = _opt(), _opt()
     torch_sched = tls.ReduceLROnPlateau(opt_t, min_lr=LR * min_ratio, **settings)

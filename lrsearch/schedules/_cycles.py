@@ -134,7 +134,7 @@ register(
                                 doc="length of one full cycle as a fraction of the run"),
             "up_frac": Float(0.5, 0.0, 1.0, low_open=True, high_open=True,
                              doc="part of each cycle spent rising"),
-            "gamma": Float(1.0, 0.0, 1.0, low_open=True, search=FloatRange(0.5, 1.0),
+            "gamma": Float(1.0, 0.0, 1.0, low_open=True, search=FloatRange(0.5, 1.0, when=("mode", "exp_range")),
                            doc="exp_range only: amplitude factor per cycle"),
             **momentum_params(0.8, 0.9),
         },

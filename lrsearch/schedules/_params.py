@@ -17,12 +17,14 @@ from lrsearch._checks import check_int
 
 @dataclass(frozen=True)
 class FloatRange:
-    """Sample a float in ``[low, high]``; ``log`` for ratios; ``zero`` adds an exact 0 option."""
+    """Sample a float in ``[low, high]``; ``log`` for ratios; ``zero`` adds an exact 0 option;
+    ``when=(param, value)`` samples it only when another parameter has that value."""
 
     low: float
     high: float
     log: bool = False
     zero: bool = False
+    when: tuple[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -244,14 +244,28 @@ class Schedule:
 
         return ScheduleLR(optimizer, self, total_steps, **kwargs)
 
+    def key_params(self) -> str:
+        """The params that differ from the family's defaults, 3 significant digits, as ``k=v``."""
+        defaults = self.spec_family.defaults
+        return ", ".join(f"{k}={_compact(v)}" for k, v in self.params.items() if v != defaults[k])
+
     def describe(self) -> str:
         """A short, human-readable line: family, peak LR, non-default params, warmup."""
-        fam = self.spec_family
-        changed = [f"{k}={_plain(v)}" for k, v in self.params.items() if v != fam.defaults[k]]
-        text = f"{self.family}(lr={self.lr:.3g}{', ' if changed else ''}{', '.join(changed)})"
+        changed = self.key_params()
+        text = f"{self.family}(lr={self.lr:.3g}{', ' if changed else ''}{changed})"
         if self.warmup["frac"] > 0:
             text += f" + {self.warmup['frac']:.1%} {self.warmup['shape']} warmup"
         return text
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, (tuple, list)):
+        return "[" + ",".join(_compact(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{_compact(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def _steps_array(steps: Any) -> np.ndarray:

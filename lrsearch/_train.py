@@ -1,0 +1,186 @@
+"""The reference training loop: a ``Task`` (model factory, data, loss, metric) trained under a
+``Schedule``. It knows nothing of Optuna: ``on_eval(step, value)`` is the only link out.
+
+Read top to bottom like minGPT's ``Trainer.run``: the schedule is stepped once per optimizer step;
+evaluation runs once per epoch and is the only place the host waits for the device (``float``).
+In-memory tensors are sliced on the device (``TensorBatches``), other loaders are moved batch by
+batch with ``non_blocking=True`` (pin their memory for truly asynchronous copies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+import torch
+
+from lrsearch._checks import check_choice
+from lrsearch._checks import check_float
+from lrsearch._checks import check_int
+from lrsearch._data import TensorBatches
+from lrsearch._data import to_device
+from lrsearch._data import unpack
+from lrsearch.schedules import Schedule
+
+
+def _adamw(params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=1e-3)
+
+
+@dataclass
+class Task:
+    """A training job whose LR schedule is to be searched.
+
+    Args:
+        model_fn: Builds a fresh model (called once per trial).
+        train_data, val_data: ``(inputs, targets)`` tensors (batched on the device, no per-sample
+            DataLoader) or any re-iterable of batches.
+        loss_fn: ``loss_fn(model(inputs), targets)``, a scalar tensor.
+        metric: ``metric(outputs, targets)`` averaged over the validation set (a batch mean);
+            ``None`` means the validation loss.
+        epochs: Evaluations, one per epoch; the schedule spans them all.
+        optimizer_fn: Builds the optimizer from the parameters; its default LR is replaced by the
+            schedule's peak (param groups keep their ratios). Default: AdamW.
+        batch_size: For tensor data.
+        direction: ``"minimize"`` or ``"maximize"`` the metric.
+        device: ``"auto"`` (CUDA when present), or any torch device.
+        amp: ``None``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 with a GradScaler).
+        accumulation_steps: Micro-batches per optimizer step.
+        clip_grad_norm: Clip the gradient norm to this value (after unscaling), if set.
+    """
+
+    model_fn: Callable[[], torch.nn.Module]
+    train_data: Any
+    val_data: Any
+    loss_fn: Callable[[Any, Any], torch.Tensor]
+    metric: Callable[[Any, Any], Any] | None = None
+    epochs: int = 10
+    optimizer_fn: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] = field(default=_adamw)
+    batch_size: int = 64
+    direction: str = "minimize"
+    device: str | torch.device = "auto"
+    amp: str | None = None
+    accumulation_steps: int = 1
+    clip_grad_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("model_fn", "loss_fn", "optimizer_fn"):
+            if not callable(getattr(self, name)):
+                raise ValueError(f"{name} must be callable but got {getattr(self, name)!r}.")
+        if self.metric is not None and not callable(self.metric):
+            raise ValueError(f"metric must be callable or None but got {self.metric!r}.")
+        self.epochs = check_int("epochs", self.epochs, low=1)
+        self.batch_size = check_int("batch_size", self.batch_size, low=1)
+        self.accumulation_steps = check_int("accumulation_steps", self.accumulation_steps, low=1)
+        check_choice("direction", self.direction, ("minimize", "maximize"))
+        check_choice("amp", self.amp, (None, "bf16", "fp16"))
+        if self.clip_grad_norm is not None and check_float("clip_grad_norm", self.clip_grad_norm) <= 0:
+            raise ValueError(f"clip_grad_norm must be > 0 but got {self.clip_grad_norm!r}.")
+        if self.direction == "maximize" and self.metric is None:
+            raise ValueError("direction must be 'minimize' when metric is None (the validation loss).")
+
+    def resolve_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def batches(self, data: Any, device: torch.device, *, shuffle: bool, seed: int) -> Any:
+        if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+            return TensorBatches(*data, batch_size=self.batch_size, shuffle=shuffle, seed=seed, device=device)
+        return data
+
+
+@dataclass
+class TrainResult:
+    values: list[float]
+    steps: int
+    device: str
+
+    @property
+    def final(self) -> float:
+        return self.values[-1]
+
+
+def evaluate(model: torch.nn.Module, batches: Iterable[Any], fn: Callable[[Any, Any], Any],
+             device: torch.device, autocast: Callable[[], Any]) -> float:
+    """Sample-weighted mean of ``fn(outputs, targets)`` over ``batches`` (one host sync)."""
+    model.eval()
+    total, count = torch.zeros((), device=device), 0
+    with torch.no_grad(), autocast():
+        for batch in batches:
+            inputs, target = unpack(batch, None)
+            inputs, target = to_device(inputs, device), to_device(target, device)
+            n = target.shape[0] if isinstance(target, torch.Tensor) and target.dim() else 1
+            total = total + torch.as_tensor(fn(model(inputs), target), device=device).float() * n
+            count += n
+    model.train()
+    if count == 0:
+        raise ValueError("val_data yielded no batches.")
+    return float(total / count)
+
+
+def train(
+    task: Task,
+    schedule: Schedule,
+    *,
+    on_eval: Callable[[int, float], None] | None = None,
+    seed: int = 0,
+) -> TrainResult:
+    """Train ``task`` from scratch under ``schedule``; call ``on_eval(epoch, value)`` each epoch.
+
+    ``on_eval`` may raise (``optuna.TrialPruned``) to stop the run. A non-finite training loss
+    is not checked per step (that would sync the host every step); it surfaces at evaluation.
+    """
+    device = task.resolve_device()
+    torch.manual_seed(seed)
+    model = task.model_fn().to(device)
+    optimizer = task.optimizer_fn(model.parameters())
+    train_batches = task.batches(task.train_data, device, shuffle=True, seed=seed)
+    val_batches = task.batches(task.val_data, device, shuffle=False, seed=seed)
+    acc = task.accumulation_steps
+    per_epoch = math.ceil(len(train_batches) / acc)
+    scheduler = schedule.build(optimizer, task.epochs * per_epoch)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(task.amp or "")
+    scaler = torch.amp.GradScaler(device.type) if task.amp == "fp16" else None
+
+    def autocast() -> Any:
+        return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+    values: list[float] = []
+    steps = 0
+    model.train()
+    for epoch in range(task.epochs):
+        n = len(train_batches)
+        for i, batch in enumerate(train_batches):
+            inputs, target = unpack(batch, None)
+            inputs, target = to_device(inputs, device), to_device(target, device)
+            with autocast():
+                loss = task.loss_fn(model(inputs), target)
+            loss = loss / acc if acc > 1 else loss
+            (scaler.scale(loss) if scaler else loss).backward()
+            if (i + 1) % acc and i != n - 1:
+                continue  # accumulate: the optimizer steps on the last micro-batch of a group
+            if task.clip_grad_norm is not None:
+                if scaler:
+                    scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), task.clip_grad_norm)
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()  # once per optimizer step: the schedule's clock is in optimizer steps
+            steps += 1
+        value = evaluate(model, val_batches, task.metric or task.loss_fn, device, autocast)
+        values.append(value)
+        if scheduler.accepts_metric and math.isfinite(value):
+            scheduler.step(value)  # the plateau family's LR reduction
+        if on_eval is not None:
+            on_eval(epoch, value)
+    return TrainResult(values, steps, str(device))

@@ -1,0 +1,11 @@
+"""The search: a schedule search space, seeding from a range test, plateau-wired pruning."""
+
+from lrsearch.search._optimize import optimize
+from lrsearch.search._pruning import PlateauPruner
+from lrsearch.search._pruning import report
+from lrsearch.search._result import SearchResult
+from lrsearch.search._space import SearchSpace
+from lrsearch.search._space import suggest_schedule
+
+
+__all__ = ["PlateauPruner", "SearchResult", "SearchSpace", "optimize", "report", "suggest_schedule"]

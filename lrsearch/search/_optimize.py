@@ -1,0 +1,222 @@
+"""``optimize``: an Optuna study over LR schedules, seeded from a range test, with plateau pruning.
+
+Storage: a SQLite file ``studies/<study_name>.db`` by default (the folder is created; the study is
+resumed with ``load_if_exists``). SQLite is for one worker: with parallel workers Optuna 5 runs
+enqueued seed trials twice on SQLite (optuna#4002, reproduced on 5.0), so ``n_jobs > 1`` on SQLite
+is refused; use a journal file (a path ending in ``.log``) on one machine, or a PostgreSQL URL
+across machines.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from lrsearch._checks import check_choice
+from lrsearch._checks import check_int
+from lrsearch._range_result import RangeTestResult
+from lrsearch._train import Task
+from lrsearch._train import train
+from lrsearch.search._pruning import PlateauPruner
+from lrsearch.search._pruning import report
+from lrsearch.search._result import SearchResult
+from lrsearch.search._space import SearchSpace
+from lrsearch.search._space import _current
+
+
+# Where each family's seed LR comes from (studies/bench_lr_find.py: ``midpoint`` is nearest the
+# best constant LR, ``steep`` nearest the best one-cycle peak; decays sit in between).
+_HOLD = ("constant", "plateau")
+_RISE = ("onecycle", "cyclic")
+
+
+def resolve_storage(storage: Any, study_name: str) -> Any:
+    """``None`` -> ``sqlite:///studies/<study_name>.db``; a ``.log`` path -> a journal file; else as is."""
+    if storage is None:
+        os.makedirs("studies", exist_ok=True)
+        return f"sqlite:///studies/{study_name}.db"
+    if isinstance(storage, (str, os.PathLike)) and str(storage).endswith((".log", ".journal")):
+        path = os.fspath(storage)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        return JournalStorage(JournalFileBackend(path))
+    if isinstance(storage, str) and storage.startswith("sqlite:///"):
+        folder = os.path.dirname(storage[len("sqlite:///"):])
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+    return storage
+
+
+def _is_sqlite(storage: Any) -> bool:
+    if isinstance(storage, str):
+        return storage.startswith("sqlite")
+    url = getattr(getattr(storage, "engine", None), "url", None)
+    return url is not None and str(url).startswith("sqlite")
+
+
+def seed_lr(result: RangeTestResult, family: str, low: float, high: float) -> tuple[float, str]:
+    """The seed LR for ``family`` from a range test, and the rule it came from."""
+    mid, steep = result.suggestion("midpoint"), result.suggestion("steep")
+    if family in _HOLD and mid:
+        return mid, "midpoint"
+    if family in _RISE and steep:
+        return steep, "steep"
+    if mid and steep:
+        return math.sqrt(mid * steep), "sqrt(midpoint*steep)"
+    return math.sqrt(low * high), "range centre"
+
+
+def enqueue_seeds(study: optuna.Study, space: SearchSpace, result: RangeTestResult,
+                  families: Sequence[str] | None = None) -> int:
+    """Enqueue one trial per family at its range-test point; idempotent (``skip_if_exists``).
+
+    Returns how many trials were newly enqueued.
+    """
+    before = len(study.get_trials(deepcopy=False))
+    for family in families or space.families:
+        lr, rule = seed_lr(result, family, *space.lr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Optuna warns about fixed params it re-checks
+            study.enqueue_trial(space.seed_params(family, lr), user_attrs={"seed": f"range_test:{rule}"},
+                                skip_if_exists=True)
+    return len(study.get_trials(deepcopy=False)) - before
+
+
+def default_sampler(seed: int) -> optuna.samplers.BaseSampler:
+    """TPE, multivariate and grouped (it decomposes the space per family), seeded."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed)
+
+
+def task_objective(task: Task, seed: int = 0) -> Callable[[optuna.trial.Trial], float]:
+    """The objective the reference path runs: sample a schedule, train, report every epoch."""
+
+    def objective(trial: optuna.trial.Trial) -> float:
+        from lrsearch.search._space import suggest_schedule
+
+        schedule = suggest_schedule(trial)
+        result = train(task, schedule, seed=seed,
+                       on_eval=lambda step, value: report(trial, value, step, n_evals=task.epochs))
+        trial.set_user_attr("device", result.device)
+        return result.final
+
+    return objective
+
+
+def optimize(
+    objective: Callable[[optuna.trial.Trial], float] | None = None,
+    *,
+    task: Task | None = None,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    study_name: str = "lrsearch",
+    storage: Any = None,
+    direction: str | None = None,
+    space: SearchSpace | None = None,
+    seed_from: RangeTestResult | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+    n_jobs: int = 1,
+    callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+    show_progress_bar: bool = False,
+    catch: tuple[type[Exception], ...] = (),
+    seed: int = 0,
+    artifacts: str | None = "studies/artifacts",
+) -> SearchResult:
+    """Search LR schedules for ``objective`` (or for a ``Task``), in a resumable Optuna study.
+
+    Example:
+        >>> def objective(trial):
+        ...     schedule = lrsearch.suggest_schedule(trial)
+        ...     ...  # train with schedule.build(optimizer, total_steps), call lrsearch.report(...)
+        ...     return val_loss
+        >>> result = lrsearch.optimize(objective, n_trials=30, seed_from=lrsearch.lr_find(...))
+        >>> result.best_schedule.to_json()
+
+    Args:
+        objective: A plain Optuna objective that calls ``lrsearch.suggest_schedule(trial)``.
+        task: Instead of an objective, a ``Task`` trained by the reference loop.
+        n_trials, timeout: As ``Study.optimize`` (per call; a resumed study keeps its trials).
+        study_name: The study; also names the default SQLite file ``studies/<study_name>.db``.
+        storage: ``None`` (that file), an Optuna storage URL or object, or a journal-file path
+            ending in ``.log`` (for parallel workers on one machine).
+        direction: ``"minimize"`` (default) or ``"maximize"``; a task brings its own.
+        space: The ``SearchSpace`` (default: every searchable family).
+        seed_from: A ``RangeTestResult``: its ``search_range()`` becomes the LR range and one trial
+            per family is enqueued at its suggested point, once (re-runs skip existing seeds).
+        sampler, pruner: Any Optuna sampler and pruner; defaults: grouped multivariate TPE seeded
+            with ``seed``, and the schedule-aware ``PlateauPruner``.
+        n_jobs: Threads, as ``Study.optimize``; refused (> 1) on SQLite, see the module docstring.
+        callbacks, show_progress_bar, catch: As ``Study.optimize``.
+        seed: Seeds the default sampler and the reference loop.
+        artifacts: Folder for optuna-dashboard artifacts (each trial's LR curve, the range-test
+            plot); ``None`` to skip them.
+    """
+    if (objective is None) == (task is None):
+        raise ValueError("optimize needs exactly one of objective or task.")
+    if objective is not None and not callable(objective):
+        raise ValueError(f"objective must be callable but got {objective!r}.")
+    if task is not None and not isinstance(task, Task):
+        raise ValueError(f"task must be a lrsearch.Task but got {type(task).__name__}.")
+    if task is not None and direction is not None and direction != task.direction:
+        raise ValueError(f"direction must match task.direction ({task.direction!r}) but got {direction!r}.")
+    direction = check_choice("direction", direction or (task.direction if task else "minimize"),
+                             ("minimize", "maximize"))
+    if not isinstance(study_name, str) or not study_name or any(c in study_name for c in "/\\"):
+        raise ValueError(f"study_name must be a non-empty name without slashes but got {study_name!r}.")
+    n_jobs = check_int("n_jobs", n_jobs, low=-1)
+    if n_trials is not None:
+        check_int("n_trials", n_trials, low=1)
+    if seed_from is not None and not isinstance(seed_from, RangeTestResult):
+        raise ValueError(f"seed_from must be a RangeTestResult but got {type(seed_from).__name__}.")
+    storage = resolve_storage(storage, study_name)
+    if n_jobs != 1 and _is_sqlite(storage):
+        raise ValueError(
+            "n_jobs must be 1 on SQLite: parallel workers there run enqueued seed trials twice "
+            "(optuna#4002). Use storage='studies/<name>.log' (a journal file) or a PostgreSQL URL."
+        )
+    mode = "max" if direction == "maximize" else "min"
+    space = SearchSpace(mode=mode) if space is None else SearchSpace(space.families, space.range_test or space.lr,
+                                                                      space.warmup, mode)
+    if seed_from is not None:
+        space = space.with_lr(seed_from)
+    study = optuna.create_study(storage=storage, sampler=sampler or default_sampler(seed),
+                                pruner=pruner or PlateauPruner(), study_name=study_name,
+                                direction=direction, load_if_exists=True)
+    if study.direction.name.lower() != direction:
+        raise ValueError(f"direction must match the stored study's ({study.direction.name.lower()}) "
+                         f"but got {direction!r}.")
+    study.set_user_attr("search_space", space.describe())
+    if seed_from is not None:
+        study.set_user_attr("range_test", seed_from.to_dict())
+        study.set_user_attr("seeds_enqueued", enqueue_seeds(study, space, seed_from)
+                            + study.user_attrs.get("seeds_enqueued", 0))
+    run = objective if objective is not None else task_objective(task, seed)  # type: ignore[arg-type]
+
+    def wrapped(trial: optuna.trial.Trial) -> float:
+        token = _current.set(space)  # set in the worker's own context: threads do not inherit it
+        try:
+            return run(trial)
+        finally:
+            _current.reset(token)
+            if artifacts is not None:  # while the trial still runs: finished trials take no artifacts
+                from lrsearch.search._dashboard import upload_trial_curve
+
+                upload_trial_curve(trial, artifacts)
+
+    study.optimize(wrapped, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=list(callbacks or []),
+                   show_progress_bar=show_progress_bar, catch=catch)
+    result = SearchResult(study, space)
+    if artifacts is not None:
+        from lrsearch.search._dashboard import publish_study
+
+        publish_study(result, artifacts)
+    return result

@@ -1,0 +1,137 @@
+"""``SearchResult``: the best schedules of a study, as data first (tables, JSON), then plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+import optuna
+
+from lrsearch._checks import check_int
+from lrsearch.schedules import Schedule
+
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from lrsearch.search._space import SearchSpace
+
+_STATES = {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED}
+
+
+def trial_schedule(trial: optuna.trial.FrozenTrial) -> Schedule | None:
+    """The schedule a trial ran, rebuilt from its ``schedule`` user attr (``None`` if absent)."""
+    spec = trial.user_attrs.get("schedule")
+    return Schedule.from_dict(spec) if isinstance(spec, dict) else None
+
+
+def key_params(schedule: Schedule) -> str:
+    """Non-default params and the warmup, for tables."""
+    parts = [schedule.key_params()] if schedule.key_params() else []
+    if schedule.warmup["frac"] > 0:
+        parts.append(f"warmup={schedule.warmup['shape']}:{schedule.warmup['frac']:.3f}")
+    return ", ".join(parts)
+
+
+class SearchResult:
+    """The outcome of ``lrsearch.optimize``: the study and what it found.
+
+    Attributes:
+        study: The Optuna study (in its storage: open it with optuna-dashboard).
+        space: The ``SearchSpace`` that was searched.
+    """
+
+    def __init__(self, study: optuna.Study, space: SearchSpace | None = None) -> None:
+        self.study = study
+        self.space = space
+
+    @property
+    def _complete(self) -> list[optuna.trial.FrozenTrial]:
+        return [t for t in self.study.get_trials(deepcopy=False, states=(_STATES["complete"],))
+                if t.value is not None and math.isfinite(t.value) and "schedule" in t.user_attrs]
+
+    @property
+    def best_trial(self) -> optuna.trial.FrozenTrial:
+        trials = self._complete
+        if not trials:
+            raise ValueError(f"study {self.study.study_name!r} has no completed trial with a schedule yet.")
+        pick = max if self.study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+        return pick(trials, key=lambda t: t.value)
+
+    @property
+    def best_schedule(self) -> Schedule:
+        """The best completed trial's schedule."""
+        schedule = trial_schedule(self.best_trial)
+        assert schedule is not None  # _complete keeps trials with a schedule  # noqa: S101
+        return schedule
+
+    @property
+    def best_value(self) -> float:
+        return float(self.best_trial.value)  # type: ignore[arg-type]
+
+    def top(self, k: int = 5, *, include_pruned: bool = False) -> list[dict[str, Any]]:
+        """The ``k`` best trials as rows: number, family, lr, key params, value, evals run, state.
+
+        Completed trials are ranked by value; with ``include_pruned`` pruned ones follow, ranked
+        by their last reported value.
+        """
+        k = check_int("k", k, low=1)
+        maximize = self.study.direction == optuna.study.StudyDirection.MAXIMIZE
+        ranked = sorted(self._complete, key=lambda t: -t.value if maximize else t.value)  # type: ignore[operator]
+        if include_pruned:
+            pruned = [t for t in self.study.get_trials(deepcopy=False, states=(_STATES["pruned"],))
+                      if t.value is not None and "schedule" in t.user_attrs]
+            ranked += sorted(pruned, key=lambda t: -t.value if maximize else t.value)  # type: ignore[operator]
+        rows = []
+        for t in ranked[:k]:
+            schedule = trial_schedule(t)
+            assert schedule is not None  # noqa: S101
+            rows.append({
+                "number": t.number, "family": schedule.family, "lr": schedule.lr,
+                "params": key_params(schedule), "value": t.value,
+                "evals_run": len(t.intermediate_values), "state": t.state.name.lower(),
+                "seed": t.user_attrs.get("seed", ""),
+            })
+        return rows
+
+    def table(self, k: int = 5, *, include_pruned: bool = False) -> str:
+        """``top(k)`` as a Markdown table."""
+        lines = ["| # | trial | family | peak lr | key params | value | evals | state |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for i, r in enumerate(self.top(k, include_pruned=include_pruned), 1):
+            lines.append(f"| {i} | {r['number']} | {r['family']} | {r['lr']:.3g} | {r['params'] or '-'} | "
+                         f"{r['value']:.4g} | {r['evals_run']} | {r['state']} |")
+        return "\n".join(lines)
+
+    def counts(self) -> dict[str, int]:
+        """Trials by state (complete, pruned, fail, running, waiting)."""
+        out: dict[str, int] = {}
+        for t in self.study.get_trials(deepcopy=False):
+            out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
+        return out
+
+    def export_best(self, path: str | Path) -> Path:
+        """Write the best schedule's spec as JSON; ``Schedule.from_json`` rebuilds it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.best_schedule.to_dict(), indent=2) + "\n")
+        return path
+
+    def plot_schedules(self, k: int = 5, total_steps: int = 1000, **kwargs: Any) -> Figure:
+        """The ``k`` best schedules' LR curves over a run of ``total_steps``."""
+        from lrsearch.plots import plot_schedules
+
+        named = {}
+        for r in self.top(k):
+            schedule = trial_schedule(self.study.trials[r["number"]])
+            named[f"#{r['number']} {r['family']} ({r['value']:.4g})"] = schedule
+        return plot_schedules(named, total_steps, **kwargs)
+
+    def plot_history(self, **kwargs: Any) -> Figure:
+        """Each trial's value by trial number, coloured by state, with the best so far."""
+        from lrsearch.plots import plot_history
+
+        return plot_history(self.study, **kwargs)

@@ -1,0 +1,172 @@
+"""``SearchSpace`` and ``suggest_schedule``: schedule families and their parameters, define-by-run.
+
+The order of suggestions is fixed: ``family`` (categorical), ``lr`` (log), the warmup
+(``warmup`` = "none" or a shape, then ``warmup_frac`` and, for ``exp``, ``warmup_start_ratio``),
+then only the chosen family's parameters, named ``<family>.<param>`` so that each keeps one
+distribution across trials and reads well in optuna-dashboard. Every range is read from the
+parameter specs the schedule library keeps beside each family; ratios that may be exactly 0 get a
+``<family>.<param>_is_zero`` switch; milestones are a count and sorted fractions.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterable
+from typing import Any
+
+import optuna
+
+from lrsearch._checks import check_choice
+from lrsearch._checks import check_float
+from lrsearch._range_result import RangeTestResult
+from lrsearch.schedules import FAMILIES
+from lrsearch.schedules import Categorical
+from lrsearch.schedules import FloatRange
+from lrsearch.schedules import IntRange
+from lrsearch.schedules import Schedule
+from lrsearch.schedules import SortedFractions
+from lrsearch.schedules import get_family
+
+
+WARMUP_SHAPES = ("none", "linear", "cosine", "exp")
+WARMUP_FRAC = FloatRange(0.005, 0.1, log=True)
+WARMUP_START = FloatRange(1e-3, 0.1, log=True)
+_current: contextvars.ContextVar[SearchSpace | None] = contextvars.ContextVar("lrsearch_space", default=None)
+
+
+def _searchable(name: str) -> bool:
+    return any(spec.search is not None for spec in FAMILIES[name].params.values()) or not FAMILIES[name].params
+
+
+class SearchSpace:
+    """Which schedules a search explores.
+
+    Example:
+        >>> space = SearchSpace(families=["cosine", "onecycle", "wsd"], lr=(1e-4, 1e-1))
+        >>> space = SearchSpace(lr=lrsearch.lr_find(model, opt, loss_fn, batches))  # seeded range
+
+    Args:
+        families: Family names to choose from; ``None`` means every family with search ranges
+            (all but ``piecewise``).
+        lr: ``(low, high)`` for the peak LR (sampled on a log scale), or a ``RangeTestResult``
+            whose ``search_range()`` is used.
+        warmup: Search a warmup (none or a shape, its length and start) for families without a
+            rise of their own.
+        mode: ``"min"`` or ``"max"``: the direction of the metric, given to the plateau family.
+    """
+
+    def __init__(
+        self,
+        families: Iterable[str] | None = None,
+        lr: tuple[float, float] | RangeTestResult = (1e-5, 1.0),
+        warmup: bool = True,
+        mode: str = "min",
+    ) -> None:
+        names = [n for n in FAMILIES if _searchable(n)] if families is None else list(families)
+        if not names:
+            raise ValueError("families must name at least one schedule family.")
+        for name in names:
+            get_family(name)
+            if not _searchable(name):
+                raise ValueError(f"families must be searchable but {name!r} has no search ranges.")
+        if len(set(names)) != len(names):
+            raise ValueError(f"families must not repeat a name but got {names!r}.")
+        self.families = tuple(names)
+        self.range_test = lr if isinstance(lr, RangeTestResult) else None
+        low, high = lr.search_range() if isinstance(lr, RangeTestResult) else self._lr_pair(lr)
+        self.lr = (low, high)
+        self.warmup = bool(warmup)
+        self.mode = check_choice("mode", mode, ("min", "max"))
+
+    @staticmethod
+    def _lr_pair(lr: Any) -> tuple[float, float]:
+        if not isinstance(lr, (tuple, list)) or len(lr) != 2:
+            raise ValueError(f"lr must be a (low, high) pair or a RangeTestResult but got {lr!r}.")
+        low, high = check_float("lr[0]", lr[0]), check_float("lr[1]", lr[1])
+        if not 0 < low < high:
+            raise ValueError(f"lr must satisfy 0 < low < high but got ({low!r}, {high!r}).")
+        return low, high
+
+    def with_lr(self, lr: tuple[float, float] | RangeTestResult) -> SearchSpace:
+        """The same space with another LR range (from a pair or a range test)."""
+        return SearchSpace(self.families, lr, self.warmup, self.mode)
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data for study user attrs."""
+        return {"families": list(self.families), "lr": list(self.lr), "warmup": self.warmup, "mode": self.mode}
+
+    # ------------------------------------------------------------------ sampling
+    def suggest(self, trial: optuna.trial.BaseTrial) -> Schedule:
+        """Sample a schedule on ``trial`` and store its spec as the user attr ``schedule``."""
+        family = trial.suggest_categorical("family", list(self.families))
+        fam = get_family(family)
+        lr = trial.suggest_float("lr", self.lr[0], self.lr[1], log=True)
+        warmup: dict[str, Any] = {}
+        if self.warmup and not fam.rises:
+            shape = trial.suggest_categorical("warmup", list(WARMUP_SHAPES))
+            if shape != "none":
+                warmup = {"shape": shape, "frac": trial.suggest_float("warmup_frac", WARMUP_FRAC.low,
+                                                                      WARMUP_FRAC.high, log=True)}
+                if shape == "exp":
+                    warmup["start_ratio"] = trial.suggest_float("warmup_start_ratio", WARMUP_START.low,
+                                                                WARMUP_START.high, log=True)
+        params: dict[str, Any] = {}
+        for name, spec in fam.params.items():
+            search = spec.search
+            if search is None or (getattr(search, "when", None) and params.get(search.when[0]) != search.when[1]):
+                continue
+            params[name] = _suggest_param(trial, f"{family}.{name}", search)
+        if family == "plateau":
+            params["mode"] = self.mode
+        schedule = Schedule(family, lr=lr, params=params, warmup=warmup)
+        trial.set_user_attr("schedule", schedule.to_dict())
+        return schedule
+
+    def seed_params(self, family: str, lr: float) -> dict[str, Any]:
+        """The parameter dict that makes ``suggest`` return ``family`` at its defaults and ``lr``
+        (with a 5% linear warmup where it applies): what seeding enqueues."""
+        fam = get_family(family)
+        params: dict[str, Any] = {"family": family, "lr": float(min(max(lr, self.lr[0]), self.lr[1]))}
+        if self.warmup and not fam.rises:
+            params.update({"warmup": "linear", "warmup_frac": 0.05})
+        for name, spec in fam.params.items():
+            search = spec.search
+            if search is None or (getattr(search, "when", None) and fam.defaults.get(search.when[0]) != search.when[1]):
+                continue
+            key, value = f"{family}.{name}", spec.default
+            if isinstance(search, FloatRange) and search.zero:
+                params[f"{key}_is_zero"] = value == 0
+                if value != 0:
+                    params[key] = float(value)
+            elif isinstance(search, SortedFractions):
+                params[f"{key}_count"] = len(value)
+                params.update({f"{key}_{i}": float(v) for i, v in enumerate(value)})
+            else:
+                params[key] = value
+        return params
+
+
+def _suggest_param(trial: optuna.trial.BaseTrial, key: str, search: Any) -> Any:
+    if isinstance(search, FloatRange):
+        if search.zero and trial.suggest_categorical(f"{key}_is_zero", [True, False]):
+            return 0.0
+        return trial.suggest_float(key, search.low, search.high, log=search.log)
+    if isinstance(search, IntRange):
+        return trial.suggest_int(key, search.low, search.high)
+    if isinstance(search, Categorical):
+        return trial.suggest_categorical(key, list(search.choices))
+    if isinstance(search, SortedFractions):
+        count = trial.suggest_int(f"{key}_count", search.min_count, search.max_count)
+        return sorted({trial.suggest_float(f"{key}_{i}", search.low, search.high) for i in range(count)})
+    raise ValueError(f"unknown search range for {key}: {search!r}.")  # pragma: no cover
+
+
+def suggest_schedule(trial: optuna.trial.BaseTrial, space: SearchSpace | None = None) -> Schedule:
+    """Sample a schedule on ``trial`` (define-by-run) and store its spec on the trial.
+
+    Inside ``lrsearch.optimize`` the space defaults to the one ``optimize`` was given (seeded from
+    the range test); elsewhere to ``SearchSpace()``.
+    """
+    if space is None:
+        space = _current.get() or SearchSpace()
+    return space.suggest(trial)

@@ -1,0 +1,94 @@
+"""SearchSpace / suggest_schedule: define-by-run order, names, conditional params, seeding dicts."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+import lrsearch
+from lrsearch import RangeTestResult
+from lrsearch import Schedule
+from lrsearch import SearchSpace
+from lrsearch import suggest_schedule
+from lrsearch.schedules import FAMILIES
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _sample(space: SearchSpace, n: int = 60, seed: int = 0) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    study.optimize(lambda t: suggest_schedule(t, space).lr, n_trials=n)
+    return study.trials
+
+
+def test_family_first_then_lr_then_only_that_familys_params() -> None:
+    for t in _sample(SearchSpace(), 120):
+        family = t.params["family"]
+        names = list(t.params)
+        assert names[:2] == ["family", "lr"]
+        own = [n for n in names if "." in n]
+        assert all(n.startswith(family + ".") for n in own)
+        schedule = Schedule.from_dict(t.user_attrs["schedule"])  # every trial rebuilds
+        assert schedule.family == family and schedule.lr == t.params["lr"]
+        if FAMILIES[family].rises:
+            assert "warmup" not in t.params
+        for name, value in t.params.items():
+            if name.endswith(("_count", ".patience", ".cooldown")):
+                assert isinstance(value, int)
+
+
+def test_milestones_are_sorted_fractions_and_gamma_follows_mode() -> None:
+    for t in _sample(SearchSpace(families=["multistep", "cyclic"]), 80):
+        s = Schedule.from_dict(t.user_attrs["schedule"])
+        if s.family == "multistep":
+            ms = s.params["milestones"]
+            assert list(ms) == sorted(ms) and 1 <= len(ms) <= 3 and all(0.3 <= m <= 0.95 for m in ms)
+        else:
+            assert ("cyclic.gamma" in t.params) == (s.params["mode"] == "exp_range")
+
+
+def test_zero_switch_and_plateau_mode() -> None:
+    trials = _sample(SearchSpace(families=["cosine", "plateau"], mode="max"), 60)
+    zeros = [t for t in trials if t.params.get("cosine.min_ratio_is_zero")]
+    assert zeros and all(Schedule.from_dict(t.user_attrs["schedule"]).params["min_ratio"] == 0 for t in zeros)
+    plateaus = [Schedule.from_dict(t.user_attrs["schedule"]) for t in trials if t.params["family"] == "plateau"]
+    assert plateaus and all(s.params["mode"] == "max" for s in plateaus)
+
+
+@pytest.mark.parametrize("family", SearchSpace().families)
+def test_seed_params_rebuild_the_family_at_its_defaults(family: str) -> None:
+    space = SearchSpace(lr=(1e-3, 1.0))
+    schedule = suggest_schedule(optuna.trial.FixedTrial(space.seed_params(family, 0.05)), space)
+    default = Schedule(family, lr=0.05, warmup=None if FAMILIES[family].rises else {"frac": 0.05})
+    assert schedule == default.replace(params={**default.params, **({"mode": "min"} if family == "plateau" else {})})
+
+
+def test_lr_range_from_a_range_test_and_clamped_seeds() -> None:
+    result = RangeTestResult.from_arrays([1e-4, 1e-3, 1e-2, 1e-1, 1.0] * 1, [2.0, 1.5, 1.0, 0.9, 5.0],
+                                         start_lr=1e-4, end_lr=1.0, num_iter=5)
+    space = SearchSpace(lr=result)
+    assert space.lr == result.search_range() and space.range_test is result
+    assert space.seed_params("cosine", 100.0)["lr"] == space.lr[1]
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"families": []}, "families must name at least one"),
+        ({"families": ["cosinus"]}, "family must be one of"),
+        ({"families": ["piecewise"]}, "families must be searchable but 'piecewise'"),
+        ({"families": ["cosine", "cosine"]}, "families must not repeat"),
+        ({"lr": (1.0, 0.1)}, "lr must satisfy 0 < low < high but got (1.0, 0.1)"),
+        ({"lr": 0.1}, "lr must be a (low, high) pair or a RangeTestResult"),
+        ({"mode": "up"}, "mode must be one of 'min', 'max'"),
+    ],
+)
+def test_bad_spaces(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        SearchSpace(**kwargs)
+    assert message in str(info.value)
+
+
+def test_public_names() -> None:
+    assert lrsearch.suggest_schedule is suggest_schedule and lrsearch.SearchSpace is SearchSpace
