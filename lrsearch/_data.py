@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -114,3 +115,34 @@ def to_device(obj: Any, device: torch.device) -> Any:
     if isinstance(obj, Mapping):
         return {k: to_device(v, device) for k, v in obj.items()}
     return obj
+
+
+def eval_mean(
+    model: torch.nn.Module,
+    batches: Iterable[Any],
+    fn: Callable[[Any, Any], Any],
+    device: torch.device,
+    *,
+    batch_fn: Callable[[Any], tuple[Any, Any]] | None = None,
+    autocast: Callable[[], Any] = contextlib.nullcontext,
+) -> torch.Tensor:
+    """Sample-weighted mean of ``fn(model(inputs), targets)`` over ``batches``, in eval mode and
+    without gradients; every module's train/eval flag is restored. The result stays on the device
+    (no host sync)."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    total, count = torch.zeros((), device=device), 0
+    try:
+        with torch.no_grad(), autocast():
+            for batch in batches:
+                inputs, target = unpack(batch, batch_fn)
+                inputs, target = to_device(inputs, device), to_device(target, device)
+                n = target.shape[0] if isinstance(target, torch.Tensor) and target.dim() else 1
+                total = total + torch.as_tensor(fn(model(inputs), target), device=device).detach().float() * n
+                count += n
+    finally:
+        for module, mode in modes:
+            module.training = mode
+    if count == 0:
+        raise ValueError("the validation batches yielded no batches.")
+    return total / count

@@ -28,6 +28,7 @@ from lrsearch._checks import check_choice
 from lrsearch._checks import check_float
 from lrsearch._checks import check_int
 from lrsearch._data import cycle
+from lrsearch._data import eval_mean
 from lrsearch._data import to_device
 from lrsearch._data import unpack
 from lrsearch._range_result import RangeTestResult
@@ -68,26 +69,6 @@ class _Curve:
         self.best = min(self.best, smooth)
         # a ratio to the best only means something for a positive loss
         return "diverged" if self.best > 0 and smooth > self.th * self.best else None
-
-
-def _eval_loss(model: torch.nn.Module, loss_fn: Callable, batches: Iterable[Any], batch_fn: Any,
-               device: torch.device, autocast: Callable[[], Any]) -> torch.Tensor:
-    """Sample-weighted mean loss over ``batches`` in eval mode, left on the device."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    total, count = torch.zeros((), device=device), 0
-    with torch.no_grad(), autocast():
-        for batch in batches:
-            inputs, target = unpack(batch, batch_fn)
-            inputs, target = to_device(inputs, device), to_device(target, device)
-            n = target.shape[0] if isinstance(target, torch.Tensor) and target.dim() else 1
-            total = total + loss_fn(model(inputs), target).detach().float() * n
-            count += n
-    for module, mode in modes:
-        module.training = mode
-    if count == 0:
-        raise ValueError("val_loader yielded no batches.")
-    return total / count
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
@@ -235,8 +216,8 @@ def lr_find(
             iterations += 1
             eval_loss = None
             if val_loader is not None:
-                eval_loss = _eval_loss(model, loss_fn, probe if probe is not None else val_loader,
-                                       batch_fn, device, autocast)
+                eval_loss = eval_mean(model, probe if probe is not None else val_loader, loss_fn, device,
+                                      batch_fn=batch_fn, autocast=autocast)
             if accumulation_steps > 1:
                 step_loss = step_loss / accumulation_steps
             if progress is not None:

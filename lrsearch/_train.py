@@ -23,6 +23,7 @@ from lrsearch._checks import check_choice
 from lrsearch._checks import check_float
 from lrsearch._checks import check_int
 from lrsearch._data import TensorBatches
+from lrsearch._data import eval_mean
 from lrsearch._data import to_device
 from lrsearch._data import unpack
 from lrsearch.schedules import Schedule
@@ -106,24 +107,6 @@ class TrainResult:
         return self.values[-1]
 
 
-def evaluate(model: torch.nn.Module, batches: Iterable[Any], fn: Callable[[Any, Any], Any],
-             device: torch.device, autocast: Callable[[], Any]) -> float:
-    """Sample-weighted mean of ``fn(outputs, targets)`` over ``batches`` (one host sync)."""
-    model.eval()
-    total, count = torch.zeros((), device=device), 0
-    with torch.no_grad(), autocast():
-        for batch in batches:
-            inputs, target = unpack(batch, None)
-            inputs, target = to_device(inputs, device), to_device(target, device)
-            n = target.shape[0] if isinstance(target, torch.Tensor) and target.dim() else 1
-            total = total + torch.as_tensor(fn(model(inputs), target), device=device).float() * n
-            count += n
-    model.train()
-    if count == 0:
-        raise ValueError("val_data yielded no batches.")
-    return float(total / count)
-
-
 def train(
     task: Task,
     schedule: Schedule,
@@ -177,7 +160,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()  # once per optimizer step: the schedule's clock is in optimizer steps
             steps += 1
-        value = evaluate(model, val_batches, task.metric or task.loss_fn, device, autocast)
+        value = float(eval_mean(model, val_batches, task.metric or task.loss_fn, device, autocast=autocast))
         values.append(value)
         if scheduler.accepts_metric and math.isfinite(value):
             scheduler.step(value)  # the plateau family's LR reduction

@@ -143,9 +143,63 @@ TASKS = {
 }
 
 
-def make_optimizer(name: str, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+def optimizer_for(name: str, params, lr: float = 1e-3) -> torch.optim.Optimizer:  # noqa: ANN001
+    """SGD with momentum 0.9, or Adam; the LR is replaced by the schedule's anyway."""
     if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
     if name == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr)
+        return torch.optim.Adam(params, lr=lr)
     raise ValueError(f"optimizer must be 'sgd' or 'adam' but got {name!r}.")
+
+
+def make_optimizer(name: str, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    return optimizer_for(name, model.parameters(), lr)
+
+
+def run_study(data: TaskData, study: str, *, trials: int, epochs: int | None = None, optimizer: str = "sgd",
+              num_iter: int = 100, storage: str | None = None, out: str = "studies", quiet: bool = False):
+    """Range test, then a seeded schedule search on ``data``; prints the top schedules.
+
+    Returns the ``lrsearch.SearchResult``. The study lives in ``studies/<study>.db`` by default and
+    resumes when run again.
+    """
+    import warnings
+    from pathlib import Path
+
+    import optuna
+
+    import lrsearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    task = lrsearch.Task(data.model_fn, (data.x_train, data.y_train), (data.x_val, data.y_val), data.loss_fn,
+                         epochs=epochs or data.epochs, batch_size=data.batch_size,
+                         optimizer_fn=lambda params: optimizer_for(optimizer, params))
+    torch.manual_seed(0)
+    model = task.model_fn()
+    batches = lrsearch.TensorBatches(data.x_train, data.y_train, batch_size=data.batch_size)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", lrsearch.RangeTestWarning)
+        found = lrsearch.lr_find(model, task.optimizer_fn(model.parameters()), task.loss_fn, batches,
+                                 num_iter=num_iter, verbose=not quiet)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    found.plot().savefig(Path(out) / f"{study}_range_test.png", dpi=100)
+    low, high = found.search_range()
+    print(f"{data.name} / {optimizer}: range test {low:.3g} .. {high:.3g}"
+          + "".join(f"\n  warning: {w.message}" for w in caught))
+    result = lrsearch.optimize(task=task, n_trials=trials, study_name=study, seed_from=found,
+                               storage=storage, show_progress_bar=not quiet)
+    print(result.table(5, include_pruned=True))
+    print(f"best: {result.best_schedule.describe()} (validation {result.best_value:.4g})")
+    return result
+
+
+def study_main(run, doc: str) -> None:  # noqa: ANN001
+    """The command line every example study shares: --trials, --epochs, --storage."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--storage")
+    args = parser.parse_args()
+    run(args.trials, args.epochs, args.storage)

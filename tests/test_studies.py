@@ -49,3 +49,14 @@ def test_studies_import_only_public_names(path: Path) -> None:
             assert all(a.name in lrsearch.__all__ for a in node.names), path.name
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "lrsearch":
             assert node.attr in lrsearch.__all__, f"{path.name}: lrsearch.{node.attr}"
+
+
+@pytest.mark.parametrize("name", ["mnist1d_schedules", "digits_schedules", "regression_schedules"])
+def test_example_studies_run_tiny(name: str, tmp_path, monkeypatch, capsys) -> None:
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(name)
+    result = module.run(trials=3, epochs=1, quiet=True)
+    assert len(result.study.trials) >= 3 and (tmp_path / "studies" / f"{name}.db").exists()
+    assert "best:" in capsys.readouterr().out

@@ -84,20 +84,13 @@ def test_valley_is_the_middle_of_a_monotone_descent() -> None:
     assert 45 <= idx <= 51  # about half way down the 100-point descent
 
 
+@pytest.mark.parametrize("ours,literal", [(valley, fastai_valley_literal), (slide, fastai_slide_literal)])
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(0.0, 5.0), min_size=2, max_size=80))
-def test_valley_matches_fastais_loop(values) -> None:
+@given(values=st.lists(st.floats(0.0, 5.0), min_size=16, max_size=80))
+def test_rules_match_fastais_loops(ours, literal, values) -> None:
     losses = np.asarray(values)
     lrs = np.logspace(-6, 0, len(losses))
-    assert valley(lrs, losses) == fastai_valley_literal(lrs, losses)
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(0.0, 5.0), min_size=16, max_size=80))
-def test_slide_matches_fastais_loop(values) -> None:
-    losses = np.asarray(values)
-    lrs = np.logspace(-6, 0, len(losses))
-    assert slide(lrs, losses) == fastai_slide_literal(lrs, losses)
+    assert ours(lrs, losses) == literal(lrs, losses)
 
 
 def test_rules_refuse_too_few_points() -> None:

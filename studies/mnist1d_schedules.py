@@ -1,0 +1,23 @@
+"""Which schedule family wins on an MNIST-1D MLP at a fixed budget? (MNIST-1D separates schedules clearly.)
+
+    python studies/mnist1d_schedules.py [--trials 30] [--epochs N] [--storage URL]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tasks import mnist1d_mlp  # noqa: E402
+from tasks import run_study  # noqa: E402
+from tasks import study_main  # noqa: E402
+
+
+def run(trials: int = 30, epochs: int | None = None, storage: str | None = None, quiet: bool = False):
+    return run_study(mnist1d_mlp(), "mnist1d_schedules", trials=trials, epochs=epochs, optimizer="sgd", num_iter=100,
+                     storage=storage, quiet=quiet)
+
+
+if __name__ == "__main__":
+    study_main(run, __doc__)

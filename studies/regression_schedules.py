@@ -1,0 +1,23 @@
+"""A noisy synthetic regression (MSE): its range test needs 300 steps (at 100 it is flagged noisy).
+
+    python studies/regression_schedules.py [--trials 30] [--epochs N] [--storage URL]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tasks import regression_mlp  # noqa: E402
+from tasks import run_study  # noqa: E402
+from tasks import study_main  # noqa: E402
+
+
+def run(trials: int = 30, epochs: int | None = None, storage: str | None = None, quiet: bool = False):
+    return run_study(regression_mlp(), "regression_schedules", trials=trials, epochs=epochs, optimizer="sgd", num_iter=300,
+                     storage=storage, quiet=quiet)
+
+
+if __name__ == "__main__":
+    study_main(run, __doc__)
