@@ -53,7 +53,6 @@ def report(
     value = float(value)
     if n_evals is not None and "n_evals" not in trial.user_attrs:
         trial.set_user_attr("n_evals", check_int("n_evals", n_evals, low=1))
-    trial.set_user_attr("evals_run", step + 1)
     if not math.isfinite(value):
         reason = f"non-finite metric {value} at step {step}"
         trial.set_user_attr("prune_reason", reason)

@@ -64,9 +64,7 @@ class SearchResult:
     @property
     def best_schedule(self) -> Schedule:
         """The best completed trial's schedule."""
-        schedule = trial_schedule(self.best_trial)
-        assert schedule is not None  # _complete keeps trials with a schedule  # noqa: S101
-        return schedule
+        return Schedule.from_dict(self.best_trial.user_attrs["schedule"])  # _complete keeps only these
 
     @property
     def best_value(self) -> float:
@@ -87,8 +85,7 @@ class SearchResult:
             ranked += sorted(pruned, key=lambda t: -t.value if maximize else t.value)  # type: ignore[operator]
         rows = []
         for t in ranked[:k]:
-            schedule = trial_schedule(t)
-            assert schedule is not None  # noqa: S101
+            schedule = Schedule.from_dict(t.user_attrs["schedule"])  # ranked trials all carry one
             rows.append({
                 "number": t.number, "family": schedule.family, "lr": schedule.lr,
                 "params": key_params(schedule), "value": t.value,
