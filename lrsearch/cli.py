@@ -98,20 +98,17 @@ def _storage_arg(value: str | None, default_study: str) -> str:
 
 def _safe(storage: str) -> str:
     """The storage for printing: never a password in full."""
-    from urllib.parse import urlsplit
+    from lrsearch.search._storage import masked
 
-    parts = urlsplit(storage)
-    if parts.password:
-        return storage.replace(f":{parts.password}@", ":***@")
-    return storage
+    return masked(storage)
 
 
 def _load(storage: str, study: str | None):  # noqa: ANN202
     import optuna
 
-    from lrsearch.search._optimize import resolve_storage
+    from lrsearch.search._storage import resolve_storage
 
-    store = resolve_storage(storage, study or "lrsearch")
+    store = resolve_storage(storage, study or "lrsearch", heartbeat_interval=None)
     names = optuna.get_all_study_names(store)
     if study is None:
         if len(names) != 1:
@@ -194,14 +191,14 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
     from lrsearch.search._dashboard import artifact_store
-    from lrsearch.search._optimize import resolve_storage
+    from lrsearch.search._storage import resolve_storage
 
     storage = _storage_arg(args.storage, "demo")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host} exposes the study to the network; "
               "the dashboard has no authentication.", file=sys.stderr)
     print(f"optuna-dashboard on http://{args.host}:{args.port} for {_safe(storage)} (Ctrl-C stops it)", flush=True)
-    run_server(resolve_storage(storage, "demo"), host=args.host, port=args.port,
+    run_server(resolve_storage(storage, "demo", heartbeat_interval=None), host=args.host, port=args.port,
                artifact_store=artifact_store(args.artifact_dir))
     return 0
 

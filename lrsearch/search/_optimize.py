@@ -10,15 +10,12 @@ across machines.
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
 import optuna
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
 
 from lrsearch._checks import check_choice
 from lrsearch._checks import check_int
@@ -30,35 +27,15 @@ from lrsearch.search._pruning import report
 from lrsearch.search._result import SearchResult
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import _current
+from lrsearch.search._storage import HEARTBEAT_INTERVAL
+from lrsearch.search._storage import is_sqlite
+from lrsearch.search._storage import resolve_storage
 
 
 # Where each family's seed LR comes from (studies/bench_lr_find.py: ``midpoint`` is nearest the
 # best constant LR, ``steep`` nearest the best one-cycle peak; decays sit in between).
 _HOLD = ("constant", "plateau")
 _RISE = ("onecycle", "cyclic")
-
-
-def resolve_storage(storage: Any, study_name: str) -> Any:
-    """``None`` -> ``sqlite:///studies/<study_name>.db``; a ``.log`` path -> a journal file; else as is."""
-    if storage is None:
-        os.makedirs("studies", exist_ok=True)
-        return f"sqlite:///studies/{study_name}.db"
-    if isinstance(storage, (str, os.PathLike)) and str(storage).endswith((".log", ".journal")):
-        path = os.fspath(storage)
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        return JournalStorage(JournalFileBackend(path))
-    if isinstance(storage, str) and storage.startswith("sqlite:///"):
-        folder = os.path.dirname(storage[len("sqlite:///"):])
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-    return storage
-
-
-def _is_sqlite(storage: Any) -> bool:
-    if isinstance(storage, str):
-        return storage.startswith("sqlite")
-    url = getattr(getattr(storage, "engine", None), "url", None)
-    return url is not None and str(url).startswith("sqlite")
 
 
 def seed_lr(result: RangeTestResult, family: str, low: float, high: float) -> tuple[float, str]:
@@ -130,6 +107,7 @@ def optimize(
     catch: tuple[type[Exception], ...] = (),
     seed: int = 0,
     artifacts: str | None = "studies/artifacts",
+    heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
 ) -> SearchResult:
     """Search LR schedules for ``objective`` (or for a ``Task``), in a resumable Optuna study.
 
@@ -159,6 +137,12 @@ def optimize(
         seed: Seeds the default sampler and the reference loop.
         artifacts: Folder for optuna-dashboard artifacts (each trial's LR curve, the range-test
             plot); ``None`` to skip them.
+        heartbeat_interval: Seconds between heartbeats of a running trial on an RDB storage (URL or
+            ``.db``); a trial silent for 3 intervals (a killed process) is marked FAIL and retried
+            once with the same parameters when the study next runs. ``None`` turns this off.
+
+    With ``n_trials=0`` the study is only prepared (created, seeded): start parallel workers after
+    that, each calling ``optimize`` on the same storage without ``seed_from``.
     """
     if (objective is None) == (task is None):
         raise ValueError("optimize needs exactly one of objective or task.")
@@ -174,11 +158,14 @@ def optimize(
         raise ValueError(f"study_name must be a non-empty name without slashes but got {study_name!r}.")
     n_jobs = check_int("n_jobs", n_jobs, low=-1)
     if n_trials is not None:
-        check_int("n_trials", n_trials, low=1)
+        check_int("n_trials", n_trials, low=0)
+    if heartbeat_interval is not None:
+        check_int("heartbeat_interval", heartbeat_interval, low=1)
     if seed_from is not None and not isinstance(seed_from, RangeTestResult):
         raise ValueError(f"seed_from must be a RangeTestResult but got {type(seed_from).__name__}.")
-    storage = resolve_storage(storage, study_name)
-    if n_jobs != 1 and _is_sqlite(storage):
+    storage = resolve_storage(storage, study_name, heartbeat_interval=heartbeat_interval,
+                              grace_period=None if heartbeat_interval is None else 3 * heartbeat_interval)
+    if n_jobs != 1 and is_sqlite(storage):
         raise ValueError(
             "n_jobs must be 1 on SQLite: parallel workers there run enqueued seed trials twice "
             "(optuna#4002). Use storage='studies/<name>.log' (a journal file) or a PostgreSQL URL."
@@ -212,6 +199,8 @@ def optimize(
 
                 upload_trial_curve(trial, artifacts)
 
+    if n_trials == 0:  # prepare only: the study exists, seeds are enqueued, workers may join
+        return SearchResult(study, space)
     study.optimize(wrapped, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=list(callbacks or []),
                    show_progress_bar=show_progress_bar, catch=catch)
     result = SearchResult(study, space)

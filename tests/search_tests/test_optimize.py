@@ -131,7 +131,10 @@ def test_user_objective_with_threads_on_a_journal_file(tmp_path, monkeypatch, ra
         ({"objective": lambda t: 0.0, "direction": "down"}, "direction must be one of 'minimize', 'maximize'"),
         ({"objective": lambda t: 0.0, "study_name": "a/b"}, "study_name must be a non-empty name without slashes"),
         ({"objective": lambda t: 0.0, "seed_from": (1e-3, 1e-1)}, "seed_from must be a RangeTestResult"),
-        ({"objective": lambda t: 0.0, "n_trials": 0}, "n_trials must be >= 1 but got 0"),
+        ({"objective": lambda t: 0.0, "n_trials": -1}, "n_trials must be >= 0 but got -1"),
+        ({"objective": lambda t: 0.0, "storage": "studies/x.txt"}, "storage must be a URL, a .db or .log path"),
+        ({"objective": lambda t: 0.0, "storage": "redis://u:pw@h/0"}, "storage must use one of the schemes"),
+        ({"objective": lambda t: 0.0, "heartbeat_interval": 0}, "heartbeat_interval must be >= 1"),
     ],
 )
 def test_bad_arguments(kwargs: dict, message: str, tmp_path, monkeypatch) -> None:

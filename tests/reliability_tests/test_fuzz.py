@@ -1,0 +1,129 @@
+"""Bad input, fuzzed: only documented exceptions (ValueError) escape, never a hang or a NaN LR."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import optuna
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+import lrsearch
+from lrsearch.schedules import families
+from lrsearch.search._storage import resolve_storage
+
+
+FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                       HealthCheck.function_scoped_fixture])
+junk = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
+                 st.text(max_size=12), st.lists(st.floats(allow_nan=True), max_size=3))
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@FUZZ
+@given(text=st.text(max_size=300))
+def test_random_json_text(text: str) -> None:
+    try:
+        s = lrsearch.Schedule.from_json(text)
+    except ValueError:
+        return
+    assert np.all(np.isfinite(s.curve(20)))
+
+
+@FUZZ
+@given(family=st.sampled_from(families()), params=st.dictionaries(st.sampled_from(
+    ["gamma", "min_ratio", "k", "power", "milestones", "pct_start", "mode", "patience", "cycle_mult",
+     "decay_frac", "phases", "base_ratio", "three_phase", "step_frac", "timescale_frac"]), junk, max_size=4),
+    warmup=st.dictionaries(st.sampled_from(["frac", "shape", "start_ratio"]), junk, max_size=3),
+    lr=junk, total=st.integers(1, 500), step=st.integers(0, 10**9))
+def test_random_specs_give_a_value_error_or_finite_lrs(family, params, warmup, lr, total, step) -> None:
+    try:
+        s = lrsearch.Schedule(family, lr=lr if lr is not None else 1e-3, params=params, warmup=warmup)
+    except ValueError as err:
+        assert str(err)
+        return
+    value = s.lr_at(step, total)
+    assert math.isfinite(value) and 0 <= value <= s.lr
+
+
+@FUZZ
+@given(fams=st.one_of(st.none(), st.lists(st.sampled_from([*families(), "nope"]), max_size=4)),
+       low=junk, high=junk, mode=st.sampled_from(["min", "max", "MIN", 3]))
+def test_random_search_spaces(fams, low, high, mode) -> None:
+    try:
+        space = lrsearch.SearchSpace(families=fams, lr=(low, high), mode=mode)
+    except ValueError:
+        return
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: space.suggest(t).lr, n_trials=5)
+    for t in study.trials:
+        assert t.state == optuna.trial.TrialState.COMPLETE
+        assert space.lr[0] <= lrsearch.Schedule.from_dict(t.user_attrs["schedule"]).lr <= space.lr[1]
+
+
+@FUZZ
+@given(url=st.one_of(st.text(max_size=40), st.sampled_from([
+    "sqlite://", "sqlite:////nonexistent/dir/x.db", "postgresql://u:pw@127.0.0.1:1/db", "mysql://u@h/d",
+    "redis://h", "x.db", "", "://", "sqlite:///studies/../x.db", "http://u:secret@example/x"])))
+def test_random_storage_urls(url: str, tmp_path_factory) -> None:
+    import os
+
+    os.chdir(tmp_path_factory.mktemp("s"))
+    try:
+        storage = resolve_storage(url, "fuzz", heartbeat_interval=None)
+    except ValueError as err:
+        assert "secret" not in str(err) and "pw@" not in str(err)
+        return
+    study = optuna.create_study(storage=storage, study_name="fuzz", load_if_exists=True)
+    assert study.study_name == "fuzz"
+
+
+def _model_opt():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    return model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kwargs=st.fixed_dictionaries({}, optional={
+    "start_lr": junk, "end_lr": junk, "num_iter": st.one_of(st.integers(-3, 12), junk),
+    "step_mode": st.sampled_from(["exp", "linear", "log", None]), "smooth_f": junk, "diverge_th": junk,
+    "accumulation_steps": st.one_of(st.integers(-2, 3), junk), "amp": st.sampled_from([None, "bf16", "x"]),
+    "snapshot": st.sampled_from(["cpu", "disk", "gpu"]), "check_every": st.one_of(st.integers(-1, 3), junk)}))
+def test_random_lr_find_arguments(kwargs: dict) -> None:
+    model, opt = _model_opt()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = lrsearch.lr_find(model, opt, F.cross_entropy, lrsearch.TensorBatches(x, y, batch_size=16),
+                                 verbose=False, **kwargs)
+    except ValueError as err:
+        assert str(err)
+    else:
+        assert r.iterations >= 1 and np.all(np.isfinite(r.lrs))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_divergence_in_training_prunes_with_a_reason_and_the_study_goes_on(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    x = torch.randn(256, 4)
+    y = x.sum(1, keepdim=True)
+
+    def model() -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+
+    task = lrsearch.Task(model, (x[:192], y[:192]), (x[192:], y[192:]), F.mse_loss, epochs=3, batch_size=32,
+                         optimizer_fn=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9))
+    space = lrsearch.SearchSpace(["constant"], lr=(1e-3, 1e6), warmup=False)  # the top of it diverges
+    result = lrsearch.optimize(task=task, n_trials=12, study_name="div", space=space, artifacts=None)
+    reasons = [t.user_attrs.get("prune_reason", "") for t in result.study.trials]
+    assert any(r.startswith("non-finite metric") for r in reasons)
+    assert result.counts().get("complete", 0) >= 1 and len(result.study.trials) == 12
