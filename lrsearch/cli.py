@@ -166,6 +166,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     storage = _storage_arg(args.storage, args.study)
     result = lrsearch.optimize(task=task, n_trials=args.trials, study_name=args.study, storage=storage,
                                seed_from=found, show_progress_bar=not args.quiet, seed=args.seed)
+    if args.trials == 0:
+        print(f"\nprepared study {args.study!r} in {_safe(storage)} with "
+              f"{result.study.user_attrs.get('seeds_enqueued', 0)} seed trials; start workers with:\n"
+              f"   lrsearch worker --study {args.study} --storage {_safe(storage)} --trials N")
+        return 0
     print(f"\n2. search: study {args.study!r} in {_safe(storage)} "
           f"({result.study.user_attrs.get('seeds_enqueued', 0)} seed trials from the range test)\n")
     _write_report(result, out, args.study, 10)
@@ -176,6 +181,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nopen it in the dashboard:  lrsearch dashboard {_safe(storage)}\n"
           f"   (or: optuna-dashboard {_safe(storage)} --artifact-dir studies/artifacts)")
     print(f"done in {time.perf_counter() - t0:.0f}s; best validation loss {result.best_value:.4f} ({best.family})")
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    import optuna
+
+    import lrsearch
+    from lrsearch._demo import mnist1d_task
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = args.storage or f"studies/{args.study}.log"
+    task, _ = mnist1d_task(args.epochs, args.device)
+    result = lrsearch.optimize(task=task, n_trials=args.trials, study_name=args.study, storage=storage,
+                               show_progress_bar=not args.quiet, seed=args.seed)
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts().items()))
+    print(f"worker done: study {args.study!r} in {_safe(storage)} now has {counts}")
     return 0
 
 
@@ -229,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_gallery)
 
     p = sub.add_parser("demo", help="the main job: range test, seeded search with pruning, report (MNIST-1D)")
-    p.add_argument("--trials", type=int, default=40, help="trials to run (default 40)")
+    p.add_argument("--trials", type=int, default=40, help="trials to run (default 40; 0 prepares for workers)")
     p.add_argument("--epochs", type=int, default=12, help="epochs per trial (default 12)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     p.add_argument("--study", default="demo", help="study name (default demo)")
@@ -238,6 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("worker", help="join a demo study from another process (journal file by default)")
+    p.add_argument("--study", default="demo")
+    p.add_argument("--storage", help="shared storage: a .log journal path (default studies/<study>.log) or a URL")
+    p.add_argument("--trials", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("report", help="print a study's top schedules and write its plots")
     p.add_argument("storage", nargs="?", help="storage URL, .db or .log path (default studies/demo.db)")

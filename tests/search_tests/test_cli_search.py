@@ -74,3 +74,20 @@ def test_storage_passwords_are_never_printed(url: str, shown: str) -> None:
     from lrsearch.cli import _safe
 
     assert _safe(url) == shown
+
+
+def test_demo_prepares_and_workers_join_a_journal_file(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--trials", "0", "--storage", "studies/shared.log", "--study", "shared", "--quiet"]) == 0
+    assert "lrsearch worker --study shared" in capsys.readouterr().out
+    procs = [subprocess.Popen([sys.executable, "-m", "lrsearch", "worker", "--study", "shared", "--trials", "3",
+                               "--epochs", "1", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e.decode()[-800:] for _, e in outs]
+    import optuna
+
+    from lrsearch.search._storage import resolve_storage
+
+    study = optuna.load_study(study_name="shared", storage=resolve_storage("studies/shared.log", "shared"))
+    assert len(study.trials) >= 14 and sum(t.state.is_finished() for t in study.trials) == 6
