@@ -60,3 +60,12 @@ def test_example_studies_run_tiny(name: str, tmp_path, monkeypatch, capsys) -> N
     result = module.run(trials=3, epochs=1, quiet=True)
     assert len(result.study.trials) >= 3 and (tmp_path / "studies" / f"{name}.db").exists()
     assert "best:" in capsys.readouterr().out
+
+
+def test_bench_search_quick(capsys) -> None:
+    import bench_search
+
+    bench_search.main(["--quick", "--workers", "1"])
+    out = capsys.readouterr().out
+    for method in ("lrsearch", "optuna", "random", "defaults"):
+        assert f"| {method} |" in out

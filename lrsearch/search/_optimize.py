@@ -108,6 +108,7 @@ def optimize(
     seed: int = 0,
     artifacts: str | None = "studies/artifacts",
     heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
+    seed_families: Sequence[str] | None = None,
 ) -> SearchResult:
     """Search LR schedules for ``objective`` (or for a ``Task``), in a resumable Optuna study.
 
@@ -137,6 +138,7 @@ def optimize(
         seed: Seeds the default sampler and the reference loop.
         artifacts: Folder for optuna-dashboard artifacts (each trial's LR curve, the range-test
             plot); ``None`` to skip them.
+        seed_families: Which families get a seed trial (default: every family in the space).
         heartbeat_interval: Seconds between heartbeats of a running trial on an RDB storage (URL or
             ``.db``); a trial silent for 3 intervals (a killed process) is marked FAIL and retried
             once with the same parameters when the study next runs. ``None`` turns this off.
@@ -184,7 +186,10 @@ def optimize(
     study.set_user_attr("search_space", space.describe())
     if seed_from is not None:
         study.set_user_attr("range_test", seed_from.to_dict())
-        study.set_user_attr("seeds_enqueued", enqueue_seeds(study, space, seed_from)
+        if seed_families is not None and not set(seed_families) <= set(space.families):
+            raise ValueError(f"seed_families must be families of the space ({', '.join(space.families)}) "
+                             f"but got {list(seed_families)!r}.")
+        study.set_user_attr("seeds_enqueued", enqueue_seeds(study, space, seed_from, seed_families)
                             + study.user_attrs.get("seeds_enqueued", 0))
     run = objective if objective is not None else task_objective(task, seed)  # type: ignore[arg-type]
 
