@@ -224,6 +224,14 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of commands that train the demo task."""
+    p.add_argument("--epochs", type=int, default=12, help="epochs per trial (default 12)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrsearch", description=__doc__)
     parser.add_argument("--version", action="version", version=f"lrsearch {__version__}")
@@ -251,23 +259,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job: range test, seeded search with pruning, report (MNIST-1D)")
     p.add_argument("--trials", type=int, default=40, help="trials to run (default 40; 0 prepares for workers)")
-    p.add_argument("--epochs", type=int, default=12, help="epochs per trial (default 12)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     p.add_argument("--study", default="demo", help="study name (default demo)")
     p.add_argument("--storage", help="storage URL, .db or .log path (default studies/<study>.db)")
     p.add_argument("--out", default="studies", help="folder for plots and the best spec")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _run_flags(p)
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("worker", help="join a demo study from another process (journal file by default)")
     p.add_argument("--study", default="demo")
     p.add_argument("--storage", help="shared storage: a .log journal path (default studies/<study>.log) or a URL")
     p.add_argument("--trials", type=int, default=10)
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    _run_flags(p)
     p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("report", help="print a study's top schedules and write its plots")

@@ -173,6 +173,18 @@ def test_accumulation_equals_one_big_batch() -> None:
     assert small.config["accumulation_steps"] == 4
 
 
+@pytest.mark.parametrize("end_lr", [1e4, 0.05])
+def test_batched_host_reads_record_the_same_curve(end_lr: float) -> None:
+    # check_every > 1 is what CUDA runs: points are read in batches, those past a divergence dropped
+    model, opt = _trained(bn=False)
+    every = _find(model, opt, start_lr=1e-3, end_lr=end_lr, num_iter=120, check_every=1)
+    batched = _find(model, opt, start_lr=1e-3, end_lr=end_lr, num_iter=120, check_every=7)
+    np.testing.assert_array_equal(batched.lrs, every.lrs)
+    np.testing.assert_allclose(batched.losses, every.losses, rtol=1e-6)
+    assert batched.stop_reason == every.stop_reason
+    assert batched.iterations >= every.iterations and batched.iterations - every.iterations < 7
+
+
 def test_divergence_stops_early() -> None:
     model, opt = _trained()
     r = _find(model, opt, start_lr=1e-3, end_lr=1e4, num_iter=200)
