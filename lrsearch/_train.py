@@ -98,9 +98,12 @@ class Task:
 
 @dataclass
 class TrainResult:
+    """What ``train`` did: the metric per epoch, optimizer steps, the device, the trained model."""
+
     values: list[float]
     steps: int
     device: str
+    model: torch.nn.Module = field(repr=False, compare=False)
 
     @property
     def final(self) -> float:
@@ -166,4 +169,4 @@ def train(
             scheduler.step(value)  # the plateau family's LR reduction
         if on_eval is not None:
             on_eval(epoch, value)
-    return TrainResult(values, steps, str(device))
+    return TrainResult(values, steps, str(device), model)

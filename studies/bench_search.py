@@ -88,17 +88,17 @@ def range_test(task: lrsearch.Task, seed: int) -> lrsearch.RangeTestResult:
 
 
 def test_score(task: lrsearch.Task, data, schedule: lrsearch.Schedule) -> dict:
-    """Retrain ``schedule`` from scratch (seed 0) and score it on the held-out test split."""
+    """Retrain ``schedule`` from scratch (seed 0), once, and score it on the held-out test split."""
     test_task = lrsearch.Task(task.model_fn, task.train_data, (data.x_test, data.y_test), task.loss_fn,
                               epochs=task.epochs, batch_size=task.batch_size, device=task.device,
                               optimizer_fn=task.optimizer_fn)
-    loss = lrsearch.train(test_task, schedule, seed=0).final
-    out = {"test_loss": loss}
+    result = lrsearch.train(test_task, schedule, seed=0)  # evaluates on the test split: its loss
+    out = {"test_loss": result.final}
     if data.classification:
-        acc_task = lrsearch.Task(task.model_fn, task.train_data, (data.x_test, data.y_test), task.loss_fn,
-                                 metric=lambda o, t: (o.argmax(1) == t).float().mean(), epochs=task.epochs,
-                                 batch_size=task.batch_size, device=task.device, optimizer_fn=task.optimizer_fn)
-        out["test_accuracy"] = lrsearch.train(acc_task, schedule, seed=0).final
+        model = result.model.eval()
+        with torch.no_grad():
+            x, y = data.x_test.to(result.device), data.y_test.to(result.device)
+            out["test_accuracy"] = float((model(x).argmax(1) == y).float().mean())
     return out
 
 

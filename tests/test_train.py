@@ -117,3 +117,12 @@ def test_cuda_training(amp) -> None:
 
 def test_public() -> None:
     assert lrsearch.train is train and lrsearch.Task is Task
+
+
+def test_the_result_carries_the_trained_model() -> None:
+    task = _task()
+    result = train(task, Schedule("cosine", lr=0.05))
+    x, y = task.val_data
+    with torch.no_grad():
+        loss = float(F.cross_entropy(result.model.eval()(x), y))
+    assert loss == pytest.approx(result.final, rel=1e-5)

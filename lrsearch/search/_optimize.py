@@ -27,6 +27,7 @@ from lrsearch.search._pruning import report
 from lrsearch.search._result import SearchResult
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import _current
+from lrsearch.search._space import suggest_schedule
 from lrsearch.search._storage import HEARTBEAT_INTERVAL
 from lrsearch.search._storage import is_sqlite
 from lrsearch.search._storage import resolve_storage
@@ -77,8 +78,6 @@ def task_objective(task: Task, seed: int = 0) -> Callable[[optuna.trial.Trial], 
     """The objective the reference path runs: sample a schedule, train, report every epoch."""
 
     def objective(trial: optuna.trial.Trial) -> float:
-        from lrsearch.search._space import suggest_schedule
-
         schedule = suggest_schedule(trial)
         result = train(task, schedule, seed=seed,
                        on_eval=lambda step, value: report(trial, value, step, n_evals=task.epochs))

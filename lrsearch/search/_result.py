@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from lrsearch.search._space import SearchSpace
 
-_STATES = {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED}
+_COMPLETE, _PRUNED = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
 
 
 def trial_schedule(trial: optuna.trial.FrozenTrial) -> Schedule | None:
@@ -50,7 +50,7 @@ class SearchResult:
 
     @property
     def _complete(self) -> list[optuna.trial.FrozenTrial]:
-        return [t for t in self.study.get_trials(deepcopy=False, states=(_STATES["complete"],))
+        return [t for t in self.study.get_trials(deepcopy=False, states=(_COMPLETE,))
                 if t.value is not None and math.isfinite(t.value) and "schedule" in t.user_attrs]
 
     @property
@@ -80,7 +80,7 @@ class SearchResult:
         maximize = self.study.direction == optuna.study.StudyDirection.MAXIMIZE
         ranked = sorted(self._complete, key=lambda t: -t.value if maximize else t.value)  # type: ignore[operator]
         if include_pruned:
-            pruned = [t for t in self.study.get_trials(deepcopy=False, states=(_STATES["pruned"],))
+            pruned = [t for t in self.study.get_trials(deepcopy=False, states=(_PRUNED,))
                       if t.value is not None and "schedule" in t.user_attrs]
             ranked += sorted(pruned, key=lambda t: -t.value if maximize else t.value)  # type: ignore[operator]
         rows = []
