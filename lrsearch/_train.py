@@ -90,6 +90,23 @@ class Task:
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
 
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one pass over the training data (accumulation counted)."""
+        data = self.train_data
+        if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+            n = -(-int(data[0].shape[0]) // self.batch_size)
+        else:
+            try:
+                n = len(data)
+            except TypeError:
+                raise ValueError("train_data must have a length (tensors, a DataLoader or a list of batches) "
+                                 f"to count a run's optimizer steps but got {type(data).__name__}.") from None
+        return max(1, math.ceil(n / self.accumulation_steps))
+
+    def full_steps(self) -> int:
+        """Optimizer steps of a full-length run: ``epochs * steps_per_epoch()``."""
+        return self.epochs * self.steps_per_epoch()
+
     def batches(self, data: Any, device: torch.device, *, shuffle: bool, seed: int) -> Any:
         if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
             return TensorBatches(*data, batch_size=self.batch_size, shuffle=shuffle, seed=seed, device=device)
@@ -116,8 +133,14 @@ def train(
     *,
     on_eval: Callable[[int, float], None] | None = None,
     seed: int = 0,
+    total_steps: int | None = None,
 ) -> TrainResult:
-    """Train ``task`` from scratch under ``schedule``; call ``on_eval(epoch, value)`` each epoch.
+    """Train ``task`` from scratch under ``schedule``; call ``on_eval(index, value)`` per evaluation.
+
+    A full run is ``task.epochs`` passes with an evaluation after each. With ``total_steps`` the
+    run trains that many optimizer steps instead (a short run for a multi-fidelity search: the
+    schedule spans exactly those steps, its decay included) and still evaluates ``task.epochs``
+    times, evenly spaced, so runs of every length are judged at the same fractions.
 
     ``on_eval`` may raise (``optuna.TrialPruned``) to stop the run. A non-finite training loss
     is not checked per step (that would sync the host every step); it surfaces at evaluation.
@@ -130,7 +153,9 @@ def train(
     val_batches = task.batches(task.val_data, device, shuffle=False, seed=seed)
     acc = task.accumulation_steps
     per_epoch = math.ceil(len(train_batches) / acc)
-    scheduler = schedule.build(optimizer, task.epochs * per_epoch)
+    total = task.epochs * per_epoch if total_steps is None else check_int("total_steps", total_steps, low=1)
+    evals = [max(1, round((k + 1) * total / task.epochs)) for k in range(task.epochs)]
+    scheduler = schedule.build(optimizer, total)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(task.amp or "")
     scaler = torch.amp.GradScaler(device.type) if task.amp == "fp16" else None
 
@@ -140,7 +165,7 @@ def train(
     values: list[float] = []
     steps = 0
     model.train()
-    for epoch in range(task.epochs):
+    while steps < total:  # passes over the data until the run's optimizer steps are done
         n = len(train_batches)
         for i, batch in enumerate(train_batches):
             inputs, target = unpack(batch, None)
@@ -163,10 +188,13 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()  # once per optimizer step: the schedule's clock is in optimizer steps
             steps += 1
-        value = float(eval_mean(model, val_batches, task.metric or task.loss_fn, device, autocast=autocast))
-        values.append(value)
-        if scheduler.accepts_metric and math.isfinite(value):
-            scheduler.step(value)  # the plateau family's LR reduction
-        if on_eval is not None:
-            on_eval(epoch, value)
+            while len(values) < len(evals) and steps == evals[len(values)]:
+                value = float(eval_mean(model, val_batches, task.metric or task.loss_fn, device, autocast=autocast))
+                values.append(value)
+                if scheduler.accepts_metric and math.isfinite(value):
+                    scheduler.step(value)  # the plateau family's LR reduction
+                if on_eval is not None:
+                    on_eval(len(values) - 1, value)
+            if steps == total:
+                break
     return TrainResult(values, steps, str(device), model)
