@@ -23,7 +23,10 @@ if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
     from lrsearch._data import TensorBatches
     from lrsearch._train import Task
     from lrsearch._train import train
+    from lrsearch.search import ForecastPruner
     from lrsearch.search import PlateauPruner
+    from lrsearch.search import Rungs
+    from lrsearch.search import run_length
     from lrsearch.search import SearchResult
     from lrsearch.search import SearchSpace
     from lrsearch.search import optimize
@@ -40,7 +43,10 @@ _LAZY = {
     "lr_find": "lrsearch._range_test",
     "Task": "lrsearch._train",
     "train": "lrsearch._train",
+    "ForecastPruner": "lrsearch.search",
     "PlateauPruner": "lrsearch.search",
+    "Rungs": "lrsearch.search",
+    "run_length": "lrsearch.search",
     "SearchResult": "lrsearch.search",
     "SearchSpace": "lrsearch.search",
     "optimize": "lrsearch.search",
@@ -56,10 +62,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ForecastPruner",
     "PlateauMonitor",
     "PlateauPruner",
     "RangeTestResult",
     "RangeTestWarning",
+    "Rungs",
     "Schedule",
     "ScheduleLR",
     "SearchResult",
@@ -71,6 +79,7 @@ __all__ = [
     "lr_find",
     "optimize",
     "report",
+    "run_length",
     "schedules",
     "suggest_schedule",
     "train",

@@ -1,5 +1,9 @@
 """The search: a schedule search space, seeding from a range test, plateau-wired pruning."""
 
+from lrsearch.search._fidelity import DEFAULT_BUDGET
+from lrsearch.search._fidelity import Rungs
+from lrsearch.search._fidelity import run_length
+from lrsearch.search._forecast import ForecastPruner
 from lrsearch.search._optimize import optimize
 from lrsearch.search._pruning import PlateauPruner
 from lrsearch.search._pruning import report
@@ -8,4 +12,4 @@ from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import suggest_schedule
 
 
-__all__ = ["PlateauPruner", "SearchResult", "SearchSpace", "optimize", "report", "suggest_schedule"]
+__all__ = ["DEFAULT_BUDGET", "ForecastPruner", "PlateauPruner", "Rungs", "run_length", "SearchResult", "SearchSpace", "optimize", "report", "suggest_schedule"]

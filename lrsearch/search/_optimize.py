@@ -1,4 +1,8 @@
-"""``optimize``: an Optuna study over LR schedules, seeded from a range test, with plateau pruning.
+"""``optimize``: a budgeted, multi-fidelity Optuna study over LR schedules, seeded from a range test.
+
+Trials train at the rungs' run lengths (``_fidelity``): fresh candidates short, the best promoted
+to longer runs, the full length last; the ``ForecastPruner`` stops runs forecast to end worse than
+their peers; the search stops when its budget of full-run equivalents is spent.
 
 Storage: a SQLite file ``studies/<study_name>.db`` by default (the folder is created; the study is
 resumed with ``load_if_exists``). SQLite is for one worker: with parallel workers Optuna 5 runs
@@ -22,7 +26,13 @@ from lrsearch._checks import check_int
 from lrsearch._range_result import RangeTestResult
 from lrsearch._train import Task
 from lrsearch._train import train
-from lrsearch.search._pruning import PlateauPruner
+from lrsearch.search._fidelity import DEFAULT_BUDGET
+from lrsearch.search._fidelity import FULL_ONLY
+from lrsearch.search._fidelity import SEED_SHARE
+from lrsearch.search._fidelity import Budget
+from lrsearch.search._fidelity import Rungs
+from lrsearch.search._fidelity import run_length
+from lrsearch.search._forecast import ForecastPruner
 from lrsearch.search._pruning import report
 from lrsearch.search._result import SearchResult
 from lrsearch.search._space import SearchSpace
@@ -37,6 +47,9 @@ from lrsearch.search._storage import resolve_storage
 # best constant LR, ``steep`` nearest the best one-cycle peak; decays sit in between).
 _HOLD = ("constant", "plateau")
 _RISE = ("onecycle", "cyclic")
+# Which families are seeded first when the budget affords only some (the strong defaults first).
+SEED_ORDER = ("cosine", "onecycle", "wsd", "linear", "constant", "multistep", "cosine_restarts", "flat_cos",
+              "poly", "exponential", "step", "inverse_sqrt", "cyclic", "plateau")
 
 
 def seed_lr(result: RangeTestResult, family: str, low: float, high: float) -> tuple[float, str]:
@@ -58,7 +71,7 @@ def enqueue_seeds(study: optuna.Study, space: SearchSpace, result: RangeTestResu
     Returns how many trials were newly enqueued.
     """
     before = len(study.get_trials(deepcopy=False))
-    for family in families or space.families:
+    for family in space.families if families is None else families:
         lr, rule = seed_lr(result, family, *space.lr)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Optuna warns about fixed params it re-checks
@@ -79,7 +92,8 @@ def task_objective(task: Task, seed: int = 0) -> Callable[[optuna.trial.Trial], 
 
     def objective(trial: optuna.trial.Trial) -> float:
         schedule = suggest_schedule(trial)
-        result = train(task, schedule, seed=seed,
+        steps = run_length(trial, task.full_steps())
+        result = train(task, schedule, seed=seed, total_steps=steps,
                        on_eval=lambda step, value: report(trial, value, step, n_evals=task.epochs))
         trial.set_user_attr("device", result.device)
         return result.final
@@ -91,6 +105,8 @@ def optimize(
     objective: Callable[[optuna.trial.Trial], float] | None = None,
     *,
     task: Task | None = None,
+    budget: float | None = None,
+    rungs: Rungs | None = Rungs(),
     n_trials: int | None = None,
     timeout: float | None = None,
     study_name: str = "lrsearch",
@@ -122,6 +138,16 @@ def optimize(
     Args:
         objective: A plain Optuna objective that calls ``lrsearch.suggest_schedule(trial)``.
         task: Instead of an objective, a ``Task`` trained by the reference loop.
+        budget: The training the whole study may spend, in full-run equivalents of optimizer
+            steps (20: the steps of 20 full-length runs), counted from what trials trained (a run
+            at 1/9 of the length costs 1/9, a pruned run what it ran) plus the range test. No new
+            trial starts that would not fit. Default: ``DEFAULT_BUDGET`` (20) when neither
+            ``n_trials`` nor ``timeout`` is given, else unlimited. It is the study's total: a
+            resumed study counts what it spent before.
+        rungs: The run lengths of the multi-fidelity search (``Rungs()``: 1/9, 1/3 and the full
+            run); ``None`` trains every trial at full length. A plain objective learns its run
+            length from ``lrsearch.run_length(trial, total_steps)``; one that never calls it runs
+            full length and is never promoted.
         n_trials, timeout: As ``Study.optimize`` (per call; a resumed study keeps its trials).
         study_name: The study; also names the default SQLite file ``studies/<study_name>.db``.
         storage: ``None`` (that file), an Optuna storage URL or object, or a journal-file path
@@ -129,9 +155,11 @@ def optimize(
         direction: ``"minimize"`` (default) or ``"maximize"``; a task brings its own.
         space: The ``SearchSpace`` (default: every searchable family).
         seed_from: A ``RangeTestResult``: its ``search_range()`` becomes the LR range and one trial
-            per family is enqueued at its suggested point, once (re-runs skip existing seeds).
+            per family is enqueued at its suggested point at the shortest rung, once (re-runs skip
+            existing seeds); with a budget, at most ``SEED_SHARE`` (10%) of it goes to seeds (the
+            families in ``SEED_ORDER`` first). Its steps count against the budget.
         sampler, pruner: Any Optuna sampler and pruner; defaults: grouped multivariate TPE seeded
-            with ``seed``, and the schedule-aware ``PlateauPruner``.
+            with ``seed``, and the ``ForecastPruner``.
         n_jobs: Threads, as ``Study.optimize``; refused (> 1) on SQLite, see the module docstring.
         callbacks, show_progress_bar, catch: As ``Study.optimize``.
         seed: Seeds the default sampler and the reference loop.
@@ -162,6 +190,14 @@ def optimize(
         check_int("n_trials", n_trials, low=0)
     if heartbeat_interval is not None:
         check_int("heartbeat_interval", heartbeat_interval, low=1)
+    if budget is None and n_trials is None and timeout is None:
+        budget = DEFAULT_BUDGET
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                               or not math.isfinite(budget) or budget <= 0):
+        raise ValueError(f"budget must be a positive number of full-run equivalents but got {budget!r}.")
+    if rungs is not None and not isinstance(rungs, Rungs):
+        raise ValueError(f"rungs must be a lrsearch.Rungs or None but got {rungs!r}.")
+    rungs = rungs or FULL_ONLY
     if seed_from is not None and not isinstance(seed_from, RangeTestResult):
         raise ValueError(f"seed_from must be a RangeTestResult but got {type(seed_from).__name__}.")
     storage = resolve_storage(storage, study_name, heartbeat_interval=heartbeat_interval,
@@ -177,22 +213,35 @@ def optimize(
     if seed_from is not None:
         space = space.with_lr(seed_from)
     study = optuna.create_study(storage=storage, sampler=sampler or default_sampler(seed),
-                                pruner=pruner or PlateauPruner(), study_name=study_name,
+                                pruner=pruner or ForecastPruner(), study_name=study_name,
                                 direction=direction, load_if_exists=True)
     if study.direction.name.lower() != direction:
         raise ValueError(f"direction must match the stored study's ({study.direction.name.lower()}) "
                          f"but got {direction!r}.")
     study.set_user_attr("search_space", space.describe())
+    study.set_user_attr("rungs", rungs.describe())
+    if task is not None:
+        study.set_user_attr("full_steps", task.full_steps())
     if seed_from is not None:
         study.set_user_attr("range_test", seed_from.to_dict())
         if seed_families is not None and not set(seed_families) <= set(space.families):
             raise ValueError(f"seed_families must be families of the space ({', '.join(space.families)}) "
                              f"but got {list(seed_families)!r}.")
-        study.set_user_attr("seeds_enqueued", enqueue_seeds(study, space, seed_from, seed_families)
+        families = list(seed_families) if seed_families is not None else sorted(
+            space.families, key=lambda f: SEED_ORDER.index(f) if f in SEED_ORDER else len(SEED_ORDER))
+        if budget is not None:
+            families = families[:max(1, int(SEED_SHARE * budget / rungs.fractions[0] + 1e-9))]
+        if "range_test_steps" not in study.user_attrs:
+            study.set_user_attr("range_test_steps", int(seed_from.iterations))
+        study.set_user_attr("seeds_enqueued", enqueue_seeds(study, space, seed_from, families)
                             + study.user_attrs.get("seeds_enqueued", 0))
     run = objective if objective is not None else task_objective(task, seed)  # type: ignore[arg-type]
+    keeper = Budget(rungs, budget, space.lr)
 
     def wrapped(trial: optuna.trial.Trial) -> float:
+        if "fidelity" not in trial.user_attrs:  # a fresh trial (or a seed) starts at the shortest rung
+            trial.set_user_attr("fidelity", keeper.fresh_fraction())
+            trial.set_user_attr("rung", 0)
         token = _current.set(space)  # set in the worker's own context: threads do not inherit it
         try:
             return run(trial)
@@ -205,8 +254,10 @@ def optimize(
 
     if n_trials == 0:  # prepare only: the study exists, seeds are enqueued, workers may join
         return SearchResult(study, space)
-    study.optimize(wrapped, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=list(callbacks or []),
-                   show_progress_bar=show_progress_bar, catch=catch)
+    if keeper.step(study):  # a resumed study: promotions still owed; a spent budget runs nothing
+        return SearchResult(study, space)
+    study.optimize(wrapped, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs,
+                   callbacks=[keeper, *(callbacks or [])], show_progress_bar=show_progress_bar, catch=catch)
     result = SearchResult(study, space)
     if artifacts is not None:
         from lrsearch.search._dashboard import publish_study

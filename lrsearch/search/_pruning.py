@@ -46,8 +46,8 @@ def report(
         value: The evaluation metric (the study's objective direction applies).
         step: The evaluation's index, from 0.
         scheduler: The run's ``ScheduleLR``; a plateau schedule takes ``step(value)``.
-        n_evals: How many evaluations the full run has; lets ``PlateauPruner`` see where in its
-            schedule the trial is (stored once as the user attr ``n_evals``).
+        n_evals: How many evaluations the run has; lets the pruners see where in its schedule the
+            trial is (stored once as the user attr ``n_evals``), and the last one is never pruned.
     """
     step = check_int("step", step, low=0)
     value = float(value)
@@ -60,8 +60,14 @@ def report(
     trial.report(value, step)
     if scheduler is not None and getattr(scheduler, "accepts_metric", False):
         scheduler.step(value)
+    n_evals = trial.user_attrs.get("n_evals")
+    if isinstance(n_evals, int) and step >= n_evals - 1:
+        return  # the run has finished: a trial is never pruned at its last evaluation
     if trial.should_prune():
-        reason = f"pruned at step {step} with value {value:.6g}"
+        pruner = trial.study.pruner
+        reason = getattr(pruner, "reasons", {}).pop(trial.number, None) or (
+            f"{type(pruner).__name__}: pruned at evaluation {step + 1}"
+            + (f"/{n_evals}" if isinstance(n_evals, int) else "") + f" with value {value:.6g}")
         trial.set_user_attr("prune_reason", reason)
         raise optuna.TrialPruned(reason)
 

@@ -12,6 +12,10 @@ import optuna
 
 from lrsearch._checks import check_int
 from lrsearch.schedules import Schedule
+from lrsearch.search._fidelity import range_test_cost
+from lrsearch.search._fidelity import spent
+from lrsearch.search._fidelity import trial_cost
+from lrsearch.search._fidelity import trial_fraction
 
 
 if TYPE_CHECKING:
@@ -26,6 +30,14 @@ def trial_schedule(trial: optuna.trial.FrozenTrial) -> Schedule | None:
     """The schedule a trial ran, rebuilt from its ``schedule`` user attr (``None`` if absent)."""
     spec = trial.user_attrs.get("schedule")
     return Schedule.from_dict(spec) if isinstance(spec, dict) else None
+
+
+def run_label(fraction: float) -> str:
+    """``full`` or ``1/9``-style labels of a run's length."""
+    if fraction >= 1 - 1e-9:
+        return "full"
+    inverse = 1 / fraction
+    return f"1/{round(inverse)}" if abs(inverse - round(inverse)) < 0.05 * inverse else f"{fraction:.3g}"
 
 
 def key_params(schedule: Schedule) -> str:
@@ -53,13 +65,41 @@ class SearchResult:
         return [t for t in self.study.get_trials(deepcopy=False, states=(_COMPLETE,))
                 if t.value is not None and math.isfinite(t.value) and "schedule" in t.user_attrs]
 
+    def _ranked(self, trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+        """Longest runs first (values of shorter runs do not compare), then by value."""
+        maximize = self.study.direction == optuna.study.StudyDirection.MAXIMIZE
+        return sorted(trials, key=lambda t: (-round(trial_fraction(t), 6),
+                                             -t.value if maximize else t.value))  # type: ignore[operator]
+
     @property
     def best_trial(self) -> optuna.trial.FrozenTrial:
+        """The best completed trial among the longest runs (full length once one has finished)."""
         trials = self._complete
         if not trials:
             raise ValueError(f"study {self.study.study_name!r} has no completed trial with a schedule yet.")
-        pick = max if self.study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-        return pick(trials, key=lambda t: t.value)
+        return self._ranked(trials)[0]
+
+    @property
+    def spent(self) -> float:
+        """Full-run equivalents of training the study has spent (range test included)."""
+        return spent(self.study)
+
+    def spent_trace(self) -> list[tuple[float, float]]:
+        """``(budget spent, best full-length value so far)`` after each finished trial, in order.
+
+        The best is ``inf`` (``-inf`` when maximizing) until a full-length trial completes; the
+        range test's cost is counted from the start.
+        """
+        maximize = self.study.direction == optuna.study.StudyDirection.MAXIMIZE
+        trials = [t for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()]
+        trials.sort(key=lambda t: (t.datetime_complete is None, t.datetime_complete or 0, t.number))
+        used, best, out = range_test_cost(self.study), -math.inf if maximize else math.inf, []
+        for t in trials:
+            used += trial_cost(t)
+            if t.state == _COMPLETE and t.value is not None and math.isfinite(t.value) and trial_fraction(t) >= 1:
+                best = max(best, t.value) if maximize else min(best, t.value)
+            out.append((used, best))
+        return out
 
     @property
     def best_schedule(self) -> Schedule:
@@ -71,18 +111,18 @@ class SearchResult:
         return float(self.best_trial.value)  # type: ignore[arg-type]
 
     def top(self, k: int = 5, *, include_pruned: bool = False) -> list[dict[str, Any]]:
-        """The ``k`` best trials as rows: number, family, lr, key params, value, evals run, state.
+        """The ``k`` best trials as rows: number, family, lr, key params, value, evals run, state,
+        run length (``run``: ``full``, ``1/3``, ...).
 
-        Completed trials are ranked by value; with ``include_pruned`` pruned ones follow, ranked
-        by their last reported value.
+        Completed trials are ranked longest runs first, then by value; with ``include_pruned``
+        pruned ones follow, ranked the same way by their last reported value.
         """
         k = check_int("k", k, low=1)
-        maximize = self.study.direction == optuna.study.StudyDirection.MAXIMIZE
-        ranked = sorted(self._complete, key=lambda t: -t.value if maximize else t.value)  # type: ignore[operator]
+        ranked = self._ranked(self._complete)
         if include_pruned:
             pruned = [t for t in self.study.get_trials(deepcopy=False, states=(_PRUNED,))
                       if t.value is not None and "schedule" in t.user_attrs]
-            ranked += sorted(pruned, key=lambda t: -t.value if maximize else t.value)  # type: ignore[operator]
+            ranked += self._ranked(pruned)
         rows = []
         for t in ranked[:k]:
             schedule = Schedule.from_dict(t.user_attrs["schedule"])  # ranked trials all carry one
@@ -90,17 +130,18 @@ class SearchResult:
                 "number": t.number, "family": schedule.family, "lr": schedule.lr,
                 "params": key_params(schedule), "value": t.value,
                 "evals_run": len(t.intermediate_values), "state": t.state.name.lower(),
+                "run": run_label(trial_fraction(t)),
                 "seed": t.user_attrs.get("seed", ""),
             })
         return rows
 
     def table(self, k: int = 5, *, include_pruned: bool = False) -> str:
         """``top(k)`` as a Markdown table."""
-        lines = ["| # | trial | family | peak lr | key params | value | evals | state |",
-                 "|---|---|---|---|---|---|---|---|"]
+        lines = ["| # | trial | family | peak lr | key params | run | value | evals | state |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for i, r in enumerate(self.top(k, include_pruned=include_pruned), 1):
             lines.append(f"| {i} | {r['number']} | {r['family']} | {r['lr']:.3g} | {r['params'] or '-'} | "
-                         f"{r['value']:.4g} | {r['evals_run']} | {r['state']} |")
+                         f"{r['run']} | {r['value']:.4g} | {r['evals_run']} | {r['state']} |")
         return "\n".join(lines)
 
     def counts(self) -> dict[str, int]:

@@ -1,0 +1,251 @@
+"""The budget and the rungs over run length: one place decides how long a trial trains and counts
+what the search spent.
+
+A schedule is a function of the *fraction* of the run, so the same spec trained for 1/9 or 1/3 of
+the full number of steps is a complete, fair short run (its warmup and its decay both happen).
+``Rungs`` makes a successive-halving search of that: fresh candidates train at the shortest
+length; whenever a candidate is in the best ``1/reduction`` of the completed runs at its length
+and has not been promoted yet, it is queued again at the next length, with its peak LR moved by
+``(length ratio) ** -lr_shift`` (the best peak LR falls as runs get longer; the exponent is
+measured in ``studies/bench_lr_shift.py``); the full length comes last.
+
+The budget is counted in *full-run equivalents* of optimizer steps: a trial trained at 1/9 of the
+run costs 1/9, a trial pruned halfway through its run half of that, and the range test its own
+steps. Every trial records what it trained in its user attrs (``fidelity``, ``run_steps``,
+``full_steps``, ``n_evals``), so the count is rebuilt from the storage and survives restarts.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from lrsearch._checks import check_float
+from lrsearch._checks import check_int
+
+
+#: Full-run equivalents that ``optimize`` spends when it is given no ``budget``, ``n_trials`` or
+#: ``timeout``: about three full runs per rung of the default ``Rungs`` and room to promote.
+DEFAULT_BUDGET = 20.0
+#: Share of the budget the range-test seeds may spend (at the shortest rung).
+SEED_SHARE = 0.1
+#: Default exponent of the peak-LR shift with run length, lr ∝ length ** -LR_SHIFT: the median
+#: measured over five tasks and three families in ``studies/bench_lr_shift.py``.
+LR_SHIFT = 0.2
+
+_EPS = 1e-9
+_states = optuna.trial.TrialState
+
+
+@dataclass(frozen=True)
+class Rungs:
+    """Run lengths for a successive-halving search over run length.
+
+    Example:
+        >>> lrsearch.optimize(task=task, budget=20, rungs=lrsearch.Rungs((1/9, 1/3, 1), reduction=3))
+
+    Args:
+        fractions: Increasing fractions of the full run, the last one 1.0.
+        reduction: A run is promoted to the next length when it is in the best ``1/reduction`` of
+            the completed runs at its own length.
+        lr_shift: A promoted run's peak LR is multiplied by ``(new length / old length) **
+            -lr_shift`` (0 keeps it).
+    """
+
+    fractions: tuple[float, ...] = (1 / 9, 1 / 3, 1.0)
+    reduction: float = 3.0
+    lr_shift: float = LR_SHIFT
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fractions, Sequence) or not self.fractions:
+            raise ValueError(f"fractions must be a non-empty sequence but got {self.fractions!r}.")
+        fracs = tuple(check_float(f"fractions[{i}]", f) for i, f in enumerate(self.fractions))
+        if any(not 0 < f <= 1 for f in fracs) or any(b <= a for a, b in zip(fracs, fracs[1:])) or fracs[-1] != 1:
+            raise ValueError(f"fractions must increase within (0, 1] and end at 1.0 but got {list(fracs)!r}.")
+        object.__setattr__(self, "fractions", fracs)
+        if check_float("reduction", self.reduction) <= 1:
+            raise ValueError(f"reduction must be > 1 but got {self.reduction!r}.")
+        if not 0 <= check_float("lr_shift", self.lr_shift) <= 2:
+            raise ValueError(f"lr_shift must be in [0, 2] but got {self.lr_shift!r}.")
+
+    def describe(self) -> dict[str, Any]:
+        return {"fractions": list(self.fractions), "reduction": self.reduction, "lr_shift": self.lr_shift}
+
+
+FULL_ONLY = Rungs((1.0,))
+
+
+def run_length(trial: optuna.trial.BaseTrial, total_steps: int) -> int:
+    """How many optimizer steps ``trial`` trains, for a full run of ``total_steps``.
+
+    Inside ``lrsearch.optimize`` a trial may be a short run of a multi-fidelity search: build the
+    schedule for the returned number of steps (``schedule.build(optimizer, run_length(...))``)
+    and train exactly that many. Outside a search it returns ``total_steps``. The numbers are kept
+    as the trial's user attrs ``run_steps`` and ``full_steps``: a trial that never calls this
+    counts as a full-length run.
+
+    Example:
+        >>> steps = lrsearch.run_length(trial, epochs * steps_per_epoch)
+        >>> scheduler = schedule.build(optimizer, total_steps=steps)
+    """
+    total_steps = check_int("total_steps", total_steps, low=1)
+    fraction = trial.user_attrs.get("fidelity", 1.0)
+    steps = max(1, round(fraction * total_steps))
+    trial.set_user_attr("full_steps", total_steps)
+    trial.set_user_attr("run_steps", steps)
+    return steps
+
+
+def trial_fraction(trial: optuna.trial.FrozenTrial) -> float:
+    """The fraction of a full run ``trial`` was set to train (1.0 unless it used ``run_length``)."""
+    attrs = trial.user_attrs
+    run, full = attrs.get("run_steps"), attrs.get("full_steps")
+    if isinstance(run, int) and isinstance(full, int) and full > 0:
+        return min(1.0, run / full)
+    return 1.0
+
+
+def planned_fraction(trial: optuna.trial.FrozenTrial) -> float:
+    """The fraction a trial will train: its ``run_length`` if known, else the one it was given."""
+    if "run_steps" in trial.user_attrs:
+        return trial_fraction(trial)
+    fidelity = trial.user_attrs.get("fidelity", 1.0)
+    return float(fidelity) if isinstance(fidelity, (int, float)) and 0 < fidelity <= 1 else 1.0
+
+
+def trial_cost(trial: optuna.trial.FrozenTrial) -> float:
+    """Full-run equivalents ``trial`` trained: its fraction times how far through its run it got."""
+    fraction = trial_fraction(trial)
+    if trial.state == _states.COMPLETE:
+        return fraction
+    n_evals = trial.user_attrs.get("n_evals")
+    if trial.intermediate_values and isinstance(n_evals, int) and n_evals > 0:
+        return fraction * min(1.0, (max(trial.intermediate_values) + 1) / n_evals)
+    return fraction if trial.state == _states.PRUNED and trial.intermediate_values else 0.0
+
+
+def full_steps_of(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None) -> int | None:
+    """Steps of a full run, as the study knows them (set by a ``Task``, or by a ``run_length`` call)."""
+    known = study.user_attrs.get("full_steps")
+    if isinstance(known, int) and known > 0:
+        return known
+    for t in trials if trials is not None else study.get_trials(deepcopy=False):
+        if isinstance(t.user_attrs.get("full_steps"), int):
+            return int(t.user_attrs["full_steps"])
+    return None
+
+
+def range_test_cost(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None) -> float:
+    """The range test's steps in full-run equivalents (0 until a full run's length is known)."""
+    steps, full = study.user_attrs.get("range_test_steps", 0), full_steps_of(study, trials)
+    return steps / full if steps and full else 0.0
+
+
+def spent(study: optuna.Study) -> float:
+    """Full-run equivalents the study has trained: finished trials and the range test."""
+    trials = study.get_trials(deepcopy=False)
+    return range_test_cost(study, trials) + sum(trial_cost(t) for t in trials if t.state.is_finished())
+
+
+def _better(study: optuna.Study) -> Any:
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return (lambda t: -t.value) if maximize else (lambda t: t.value)  # type: ignore[operator]
+
+
+class Budget:
+    """The callback ``optimize`` runs after every trial: promotes runs between rungs, stops the
+    study when the budget is spent. Thread-safe for ``n_jobs > 1``.
+    """
+
+    def __init__(self, rungs: Rungs, budget: float | None, lr_range: tuple[float, float]) -> None:
+        self.rungs, self.budget, self.lr_range = rungs, budget, lr_range
+        self._lock = threading.Lock()
+
+    def fresh_fraction(self) -> float:
+        return self.rungs.fractions[0]
+
+    def left(self, study: optuna.Study) -> float:
+        """Budget not yet spent or committed to waiting and running trials."""
+        if self.budget is None:
+            return math.inf
+        trials = study.get_trials(deepcopy=False)
+        used = range_test_cost(study, trials)
+        for t in trials:
+            used += trial_cost(t) if t.state.is_finished() else planned_fraction(t)
+        return self.budget - used
+
+    def promotion(self, study: optuna.Study, left: float) -> tuple[optuna.trial.FrozenTrial, int] | None:
+        """The next run to promote and the rung it goes to, or ``None``.
+
+        Normally the best not-yet-promoted run in the top ``1/reduction`` of its rung (completed
+        and pruned runs counted, pruned ones ranked last), from the highest rung down. When the budget left could no longer carry a fresh run to the full
+        length (the endgame), the best not-yet-promoted run of the highest rung that has one is
+        promoted whatever its share, so the search ends on full-length runs.
+        """
+        fracs = self.rungs.fractions
+        trials = study.get_trials(deepcopy=False)
+        promoted = {t.user_attrs.get("promoted_from") for t in trials}
+        key = _better(study)
+        endgame = left < sum(fracs) - _EPS
+        by_rung: list[list[optuna.trial.FrozenTrial]] = [[] for _ in fracs]
+        runs = [0] * len(fracs)  # completed and pruned runs: a pruned run ranks below every completed one
+        for t in trials:
+            r = rung_of(t, fracs) if "run_steps" in t.user_attrs else None
+            if r is None or t.state not in (_states.COMPLETE, _states.PRUNED):
+                continue
+            runs[r] += 1
+            if t.state == _states.COMPLETE and t.value is not None and math.isfinite(t.value):
+                by_rung[r].append(t)
+        for r in range(len(fracs) - 2, -1, -1):
+            if fracs[r + 1] > left + _EPS:
+                continue
+            done = sorted(by_rung[r], key=key)
+            quota = done[: int(runs[r] / self.rungs.reduction + _EPS)]
+            pool = [t for t in (done if endgame else quota) if t.number not in promoted]
+            if pool:
+                return pool[0], r + 1
+        return None
+
+    def step(self, study: optuna.Study) -> bool:
+        """Enqueue the next promotion if one is due; return whether the study should stop."""
+        with self._lock:
+            left = self.left(study)
+            if len(self.rungs.fractions) > 1:
+                picked = self.promotion(study, left)
+                if picked is not None:
+                    self._enqueue(study, *picked)
+                    return False
+            if study.get_trials(deepcopy=False, states=(_states.WAITING,)):
+                return False
+            endgame = len(self.rungs.fractions) > 1 and left < sum(self.rungs.fractions) - _EPS
+            if endgame and study.get_trials(deepcopy=False, states=(_states.COMPLETE,)):
+                return True  # nothing left to promote, and a fresh run could not reach the full length
+            return left < self.fresh_fraction() - _EPS
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.step(study):
+            study.stop()
+
+    def _enqueue(self, study: optuna.Study, source: optuna.trial.FrozenTrial, rung: int) -> None:
+        fracs = self.rungs.fractions
+        old = trial_fraction(source)
+        params = dict(source.params)
+        if "lr" in params:
+            shifted = params["lr"] * (fracs[rung] / old) ** -self.rungs.lr_shift
+            params["lr"] = min(max(shifted, self.lr_range[0]), self.lr_range[1])
+        attrs = {"fidelity": fracs[rung], "rung": rung, "promoted_from": source.number}
+        study.enqueue_trial(params, user_attrs=attrs)
+
+
+def rung_of(trial: optuna.trial.FrozenTrial, fractions: Sequence[float]) -> int | None:
+    """Index of the rung whose fraction ``trial`` trained (``None`` when it matches none)."""
+    fraction = trial_fraction(trial)
+    for i, f in enumerate(fractions):
+        if abs(fraction - f) <= max(0.02 * f, 1.0 / max(1, trial.user_attrs.get("full_steps", 1))):
+            return i
+    return None

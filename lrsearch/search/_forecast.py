@@ -1,0 +1,129 @@
+"""``ForecastPruner``: prune a trial whose curve is heading, by the end of its schedule, to a value
+worse than its peers' finals.
+
+A learning curve under a decaying schedule keeps improving until its last step, so "has it
+stopped improving?" (a plateau rule) never fires on it, and "is it behind the median *now*?"
+(``MedianPruner``) stops late-decaying schedules (wsd, step) before their decay. This pruner asks
+instead where the trial will *end*: at the trial's evaluation ``k`` of ``n`` it looks at the
+completed peers of the same run length, and for each the drop from its value at ``k`` to its
+final value. How much a curve still drops depends on how much its LR still has to anneal, so the
+drops are fitted as ``drop = a + b * anneal``, where ``anneal`` is the LR multiplier at the
+evaluation minus the one at the end of the run (0 for a constant LR, ~1 for a wsd run that has
+not decayed yet). The trial's forecast final value is its current value plus the fitted drop for
+its own anneal; it is pruned when that forecast, less ``margin`` residual standard deviations, is
+still worse than the ``percentile`` of the peers' finals.
+
+It never prunes at a run's last evaluation (the trial has finished), before ``min_fraction`` of
+the run, with fewer than ``n_startup_trials`` peers, or when the trial's anneal lies beyond every
+peer's (the fit would be an extrapolation). Each decision's numbers are kept for the
+``prune_reason`` user attr. A non-finite value is pruned at once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+
+from lrsearch._checks import check_float
+from lrsearch._checks import check_int
+from lrsearch.schedules import Schedule
+from lrsearch.search._fidelity import trial_fraction
+from lrsearch.search._pruning import _NOMINAL_STEPS
+
+
+def anneal_left(spec: object, done: float) -> float | None:
+    """The LR multiplier at fraction ``done`` of the run minus the one at its end."""
+    if not isinstance(spec, dict):
+        return None
+    try:
+        schedule = Schedule.from_dict(spec)
+    except ValueError:
+        return None
+    t = min(_NOMINAL_STEPS - 1, max(0, round(done * _NOMINAL_STEPS) - 1))
+    m = schedule.multipliers(np.array([t, _NOMINAL_STEPS - 1]), _NOMINAL_STEPS)
+    return float(m[0] - m[1])
+
+
+class ForecastPruner(optuna.pruners.BasePruner):
+    """Prune trials forecast to end worse than their peers, judged at the same fraction of the run.
+
+    Example:
+        >>> result = lrsearch.optimize(objective, pruner=lrsearch.ForecastPruner(percentile=50))
+
+    Trials are compared with completed peers of the same run length (``lrsearch.run_length``)
+    and the same number of evaluations (``n_evals`` given to ``lrsearch.report``).
+
+    Args:
+        percentile: The cut among the peers' final values (50: the median; lower prunes more).
+        margin: Residual standard deviations of the forecast the trial is given the benefit of.
+        n_startup_trials: Completed peers needed before any pruning.
+        min_fraction: No pruning before this fraction of the run.
+    """
+
+    def __init__(self, percentile: float = 50.0, margin: float = 1.0, n_startup_trials: int = 4,
+                 min_fraction: float = 0.25) -> None:
+        self.percentile = check_float("percentile", percentile)
+        if not 0 <= self.percentile <= 100:
+            raise ValueError(f"percentile must be in [0, 100] but got {percentile!r}.")
+        self.margin = check_float("margin", margin)
+        if self.margin < 0:
+            raise ValueError(f"margin must be >= 0 but got {margin!r}.")
+        self.n_startup_trials = check_int("n_startup_trials", n_startup_trials, low=2)
+        self.min_fraction = check_float("min_fraction", min_fraction)
+        if not 0 <= self.min_fraction <= 1:
+            raise ValueError(f"min_fraction must be in [0, 1] but got {min_fraction!r}.")
+        self.reasons: dict[int, str] = {}
+
+    def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        values = trial.intermediate_values
+        if not values:
+            return False
+        step = max(values)
+        value = values[step]
+        if not math.isfinite(value):
+            self.reasons[trial.number] = f"ForecastPruner: non-finite value {value} at evaluation {step}"
+            return True
+        n_evals = trial.user_attrs.get("n_evals")
+        if not isinstance(n_evals, int) or step >= n_evals - 1 or (step + 1) / n_evals < self.min_fraction:
+            return False
+        done = (step + 1) / n_evals
+        mine = anneal_left(trial.user_attrs.get("schedule"), done)
+        if mine is None:
+            return False
+        fraction = trial_fraction(trial)
+        sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        xs, drops, finals = [], [], []
+        for peer in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            v = peer.intermediate_values.get(step)
+            if (v is None or peer.value is None or not math.isfinite(v) or not math.isfinite(peer.value)
+                    or peer.user_attrs.get("n_evals") != n_evals
+                    or abs(trial_fraction(peer) - fraction) > 0.02 * fraction):
+                continue
+            x = anneal_left(peer.user_attrs.get("schedule"), done)
+            if x is not None:
+                xs.append(x)
+                drops.append(sign * (peer.value - v))
+                finals.append(sign * peer.value)
+        if len(xs) < self.n_startup_trials or mine > max(xs) + 0.05:
+            return False
+        x, y = np.array(xs), np.array(drops)
+        if np.ptp(x) > 1e-6:
+            b, a = np.polyfit(x, y, 1)
+            resid = y - (a + b * x)
+            dof = max(1, len(x) - 2)
+        else:
+            b, a = 0.0, float(np.mean(y))
+            resid, dof = y - a, max(1, len(x) - 1)
+        sigma = float(math.sqrt(float(np.sum(resid ** 2)) / dof))
+        forecast = sign * value + a + b * mine
+        cut = float(np.percentile(finals, self.percentile))
+        if forecast - self.margin * sigma <= cut:
+            return False
+        self.reasons[trial.number] = (
+            f"ForecastPruner: at evaluation {step + 1}/{n_evals} value {value:.6g}, forecast final "
+            f"{sign * forecast:.6g} (+/- {sigma:.3g}, anneal left {mine:.2f}, {len(xs)} peers) is worse than "
+            f"the peers' {self.percentile:g}th-percentile final {sign * cut:.6g}"
+        )
+        return True
