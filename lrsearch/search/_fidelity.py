@@ -169,6 +169,14 @@ class Budget:
     def fresh_fraction(self) -> float:
         return self.rungs.fractions[0]
 
+    def multi_fidelity(self, study: optuna.Study) -> bool:
+        """Rungs are in use: more than one, and the objective sets its run length (``run_length``)
+        or has not finished a trial yet. An objective that ignores it trains full length."""
+        if len(self.rungs.fractions) < 2:
+            return False
+        finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        return not finished or any("run_steps" in t.user_attrs for t in finished)
+
     def left(self, study: optuna.Study) -> float:
         """Budget not yet spent or committed to waiting and running trials."""
         if self.budget is None:
@@ -215,17 +223,18 @@ class Budget:
         """Enqueue the next promotion if one is due; return whether the study should stop."""
         with self._lock:
             left = self.left(study)
-            if len(self.rungs.fractions) > 1:
+            multi = self.multi_fidelity(study)
+            if multi:
                 picked = self.promotion(study, left)
                 if picked is not None:
                     self._enqueue(study, *picked)
                     return False
             if study.get_trials(deepcopy=False, states=(_states.WAITING,)):
                 return False
-            endgame = len(self.rungs.fractions) > 1 and left < sum(self.rungs.fractions) - _EPS
+            endgame = multi and left < sum(self.rungs.fractions) - _EPS
             if endgame and study.get_trials(deepcopy=False, states=(_states.COMPLETE,)):
                 return True  # nothing left to promote, and a fresh run could not reach the full length
-            return left < self.fresh_fraction() - _EPS
+            return left < (self.fresh_fraction() if multi else 1.0) - _EPS
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if self.step(study):
