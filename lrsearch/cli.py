@@ -145,7 +145,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.perf_counter()
     task, _ = mnist1d_task(args.epochs, args.device)
-    print(f"lrsearch demo: MLP on MNIST-1D (generated offline), {args.trials} trials x {args.epochs} epochs, "
+    size = f"{args.trials} trials" if args.trials is not None else f"a budget of {args.budget:g} full runs"
+    print(f"lrsearch demo: MLP on MNIST-1D (generated offline), {size} of {args.epochs} epochs, "
           f"device {task.resolve_device()}")
     torch.manual_seed(0)
     model = task.model_fn().to(task.resolve_device())
@@ -165,14 +166,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"plot {out / f'{args.study}_range_test.png'}")
     storage = _storage_arg(args.storage, args.study)
     result = lrsearch.optimize(task=task, n_trials=args.trials, study_name=args.study, storage=storage,
-                               seed_from=found, show_progress_bar=not args.quiet, seed=args.seed)
+                               budget=args.budget, seed_from=found, show_progress_bar=not args.quiet, seed=args.seed)
     if args.trials == 0:
         print(f"\nprepared study {args.study!r} in {_safe(storage)} with "
               f"{result.study.user_attrs.get('seeds_enqueued', 0)} seed trials; start workers with:\n"
               f"   lrsearch worker --study {args.study} --storage {_safe(storage)} --trials N")
         return 0
     print(f"\n2. search: study {args.study!r} in {_safe(storage)} "
-          f"({result.study.user_attrs.get('seeds_enqueued', 0)} seed trials from the range test)\n")
+          f"({result.study.user_attrs.get('seeds_enqueued', 0)} seed trials from the range test; "
+          f"{result.spent:.2f} full runs of training spent, range test included)\n")
     _write_report(result, out, args.study, 10)
     best = result.best_schedule
     print(f"\n3. reuse the best schedule for a run 10x longer:\n"
@@ -258,7 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_gallery)
 
     p = sub.add_parser("demo", help="the main job: range test, seeded search with pruning, report (MNIST-1D)")
-    p.add_argument("--trials", type=int, default=40, help="trials to run (default 40; 0 prepares for workers)")
+    p.add_argument("--budget", type=float, default=8.0,
+                   help="training to spend, in full-run equivalents (default 8; the study's total)")
+    p.add_argument("--trials", type=int, default=None, help="stop after this many trials (0 prepares for workers)")
     p.add_argument("--study", default="demo", help="study name (default demo)")
     p.add_argument("--storage", help="storage URL, .db or .log path (default studies/<study>.db)")
     p.add_argument("--out", default="studies", help="folder for plots and the best spec")

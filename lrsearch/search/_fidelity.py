@@ -169,25 +169,26 @@ class Budget:
     def fresh_fraction(self) -> float:
         return self.rungs.fractions[0]
 
-    def multi_fidelity(self, study: optuna.Study) -> bool:
+    def multi_fidelity(self, trials: Sequence[optuna.trial.FrozenTrial]) -> bool:
         """Rungs are in use: more than one, and the objective sets its run length (``run_length``)
         or has not finished a trial yet. An objective that ignores it trains full length."""
         if len(self.rungs.fractions) < 2:
             return False
-        finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        finished = [t for t in trials if t.state.is_finished()]
         return not finished or any("run_steps" in t.user_attrs for t in finished)
 
-    def left(self, study: optuna.Study) -> float:
+    def left(self, study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None) -> float:
         """Budget not yet spent or committed to waiting and running trials."""
         if self.budget is None:
             return math.inf
-        trials = study.get_trials(deepcopy=False)
+        trials = study.get_trials(deepcopy=False) if trials is None else trials
         used = range_test_cost(study, trials)
         for t in trials:
             used += trial_cost(t) if t.state.is_finished() else planned_fraction(t)
         return self.budget - used
 
-    def promotion(self, study: optuna.Study, left: float) -> tuple[optuna.trial.FrozenTrial, int] | None:
+    def promotion(self, study: optuna.Study, left: float,
+                  trials: Sequence[optuna.trial.FrozenTrial] | None = None) -> tuple[optuna.trial.FrozenTrial, int] | None:
         """The next run to promote and the rung it goes to, or ``None``.
 
         Normally the best not-yet-promoted run in the top ``1/reduction`` of its rung (completed
@@ -196,7 +197,7 @@ class Budget:
         promoted whatever its share, so the search ends on full-length runs.
         """
         fracs = self.rungs.fractions
-        trials = study.get_trials(deepcopy=False)
+        trials = study.get_trials(deepcopy=False) if trials is None else trials
         promoted = {t.user_attrs.get("promoted_from") for t in trials}
         key = _better(study)
         endgame = left < sum(fracs) - _EPS
@@ -222,17 +223,18 @@ class Budget:
     def step(self, study: optuna.Study) -> bool:
         """Enqueue the next promotion if one is due; return whether the study should stop."""
         with self._lock:
-            left = self.left(study)
-            multi = self.multi_fidelity(study)
+            trials = study.get_trials(deepcopy=False)
+            left = self.left(study, trials)
+            multi = self.multi_fidelity(trials)
             if multi:
-                picked = self.promotion(study, left)
+                picked = self.promotion(study, left, trials)
                 if picked is not None:
                     self._enqueue(study, *picked)
                     return False
-            if study.get_trials(deepcopy=False, states=(_states.WAITING,)):
+            if any(t.state == _states.WAITING for t in trials):
                 return False
             endgame = multi and left < sum(self.rungs.fractions) - _EPS
-            if endgame and study.get_trials(deepcopy=False, states=(_states.COMPLETE,)):
+            if endgame and any(t.state == _states.COMPLETE for t in trials):
                 return True  # nothing left to promote, and a fresh run could not reach the full length
             return left < (self.fresh_fraction() if multi else 1.0) - _EPS
 

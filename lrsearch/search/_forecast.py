@@ -75,6 +75,13 @@ class ForecastPruner(optuna.pruners.BasePruner):
         if not 0 <= self.min_fraction <= 1:
             raise ValueError(f"min_fraction must be in [0, 1] but got {min_fraction!r}.")
         self.reasons: dict[int, str] = {}
+        self._anneal: dict[tuple[str, int, float], float | None] = {}  # specs are fixed once set
+
+    def _anneal_left(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, done: float) -> float | None:
+        key = (study.study_name, trial.number, done)
+        if key not in self._anneal:
+            self._anneal[key] = anneal_left(trial.user_attrs.get("schedule"), done)
+        return self._anneal[key]
 
     def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
         values = trial.intermediate_values
@@ -89,19 +96,20 @@ class ForecastPruner(optuna.pruners.BasePruner):
         if not isinstance(n_evals, int) or step >= n_evals - 1 or (step + 1) / n_evals < self.min_fraction:
             return False
         done = (step + 1) / n_evals
-        mine = anneal_left(trial.user_attrs.get("schedule"), done)
+        mine = self._anneal_left(study, trial, done)
         if mine is None:
             return False
         fraction = trial_fraction(trial)
         sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
         xs, drops, finals = [], [], []
-        for peer in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        # the trial list Optuna cached when this trial started, as its own pruners read it
+        for peer in study._get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,), use_cache=True):
             v = peer.intermediate_values.get(step)
             if (v is None or peer.value is None or not math.isfinite(v) or not math.isfinite(peer.value)
                     or peer.user_attrs.get("n_evals") != n_evals
                     or abs(trial_fraction(peer) - fraction) > 0.02 * fraction):
                 continue
-            x = anneal_left(peer.user_attrs.get("schedule"), done)
+            x = self._anneal_left(study, peer, done)
             if x is not None:
                 xs.append(x)
                 drops.append(sign * (peer.value - v))

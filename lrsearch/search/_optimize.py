@@ -163,8 +163,8 @@ def optimize(
         n_jobs: Threads, as ``Study.optimize``; refused (> 1) on SQLite, see the module docstring.
         callbacks, show_progress_bar, catch: As ``Study.optimize``.
         seed: Seeds the default sampler and the reference loop.
-        artifacts: Folder for optuna-dashboard artifacts (each trial's LR curve, the range-test
-            plot); ``None`` to skip them.
+        artifacts: Folder for optuna-dashboard artifacts (the LR curve of each trial that completes
+            a full-length run, the range-test plot); ``None`` to skip them.
         seed_families: Which families get a seed trial (default: every family in the space).
         heartbeat_interval: Seconds between heartbeats of a running trial on an RDB storage (URL or
             ``.db``); a trial silent for 3 intervals (a killed process) is marked FAIL and retried
@@ -244,13 +244,14 @@ def optimize(
             trial.set_user_attr("rung", 0)
         token = _current.set(space)  # set in the worker's own context: threads do not inherit it
         try:
-            return run(trial)
+            value = run(trial)
         finally:
             _current.reset(token)
-            if artifacts is not None:  # while the trial still runs: finished trials take no artifacts
-                from lrsearch.search._dashboard import upload_trial_curve
+        if artifacts is not None and trial.user_attrs.get("run_steps") == trial.user_attrs.get("full_steps"):
+            from lrsearch.search._dashboard import upload_trial_curve
 
-                upload_trial_curve(trial, artifacts)
+            upload_trial_curve(trial, artifacts)  # while the trial still runs: finished ones take none
+        return value
 
     if n_trials == 0:  # prepare only: the study exists, seeds are enqueued, workers may join
         return SearchResult(study, space)

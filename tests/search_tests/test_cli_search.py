@@ -90,4 +90,6 @@ def test_demo_prepares_and_workers_join_a_journal_file(tmp_path, monkeypatch, ca
     from lrsearch.search._storage import resolve_storage
 
     study = optuna.load_study(study_name="shared", storage=resolve_storage("studies/shared.log", "shared"))
-    assert len(study.trials) >= 14 and sum(t.state.is_finished() for t in study.trials) == 6
+    seeds = study.user_attrs["seeds_enqueued"]
+    assert seeds == int(0.1 * 8 * 9)  # the default budget's 10% share, at 1/9 of a run each
+    assert len(study.trials) >= seeds and sum(t.state.is_finished() for t in study.trials) == 6

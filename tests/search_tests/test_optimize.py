@@ -69,9 +69,13 @@ def test_end_to_end_study_on_sqlite(tmp_path, monkeypatch, range_test) -> None:
     # results: best schedule, table, JSON export, plots
     best = again.best_schedule
     assert best == Schedule.from_dict(again.best_trial.user_attrs["schedule"])
-    assert again.best_value == min(t.value for t in again.study.trials if t.state.name == "COMPLETE")
-    rows = again.top(3, include_pruned=True)
-    assert [r["value"] for r in rows] == sorted(r["value"] for r in rows)
+    from lrsearch.search._fidelity import trial_fraction
+
+    complete = [t for t in again.study.trials if t.state.name == "COMPLETE"]
+    longest = max(trial_fraction(t) for t in complete)
+    assert again.best_value == min(t.value for t in complete if trial_fraction(t) == longest)
+    rows = again.top(3)  # completed trials: longest runs first, then by value
+    assert [(r["run"] != "full", r["value"]) for r in rows] == sorted((r["run"] != "full", r["value"]) for r in rows)
     assert "| 1 |" in again.table(3)
     path = again.export_best(tmp_path / "best.json")
     assert Schedule.from_json(path.read_text()) == best
@@ -80,7 +84,9 @@ def test_end_to_end_study_on_sqlite(tmp_path, monkeypatch, range_test) -> None:
     from optuna.artifacts import get_all_artifact_meta
     from optuna_dashboard import get_note
 
-    assert all(get_all_artifact_meta(t, storage=again.study._storage) for t in again.study.trials)
+    for t in again.study.trials:  # an LR curve on every trial that completed a full-length run
+        full = t.state.name == "COMPLETE" and trial_fraction(t) == 1
+        assert bool(get_all_artifact_meta(t, storage=again.study._storage)) == full
     assert "Top schedules" in get_note(again.study)
     assert [m.filename for m in get_all_artifact_meta(again.study)] == ["range_test.png"]
 
