@@ -5,9 +5,11 @@ A schedule is a function of the *fraction* of the run, so the same spec trained 
 the full number of steps is a complete, fair short run (its warmup and its decay both happen).
 ``Rungs`` makes a successive-halving search of that: fresh candidates train at the shortest
 length; whenever a candidate is in the best ``1/reduction`` of the completed runs at its length
-and has not been promoted yet, it is queued again at the next length, with its peak LR moved by
-``(length ratio) ** -lr_shift`` (the best peak LR falls as runs get longer; the exponent is
-measured in ``studies/bench_lr_shift.py``); the full length comes last.
+and has not been promoted yet, it is queued again at the next length with the same parameters and
+its peak LR moved by ``(length ratio) ** -lr_shift`` (the best peak LR falls as runs get longer;
+the exponent is measured in ``studies/bench_lr_shift.py``); the full length comes last. The shift
+is the user attr ``lr_scale``, applied by ``suggest_schedule``: the ``lr`` parameter the sampler
+sees stays the one it chose, so a promoted run's better value credits the point it came from.
 
 The budget is counted in *full-run equivalents* of optimizer steps: a trial trained at 1/9 of the
 run costs 1/9, a trial pruned halfway through its run half of that, and the range test its own
@@ -162,8 +164,8 @@ class Budget:
     study when the budget is spent. Thread-safe for ``n_jobs > 1``.
     """
 
-    def __init__(self, rungs: Rungs, budget: float | None, lr_range: tuple[float, float]) -> None:
-        self.rungs, self.budget, self.lr_range = rungs, budget, lr_range
+    def __init__(self, rungs: Rungs, budget: float | None) -> None:
+        self.rungs, self.budget = rungs, budget
         self._lock = threading.Lock()
 
     def fresh_fraction(self) -> float:
@@ -244,13 +246,9 @@ class Budget:
 
     def _enqueue(self, study: optuna.Study, source: optuna.trial.FrozenTrial, rung: int) -> None:
         fracs = self.rungs.fractions
-        old = trial_fraction(source)
-        params = dict(source.params)
-        if "lr" in params:
-            shifted = params["lr"] * (fracs[rung] / old) ** -self.rungs.lr_shift
-            params["lr"] = min(max(shifted, self.lr_range[0]), self.lr_range[1])
-        attrs = {"fidelity": fracs[rung], "rung": rung, "promoted_from": source.number}
-        study.enqueue_trial(params, user_attrs=attrs)
+        scale = source.user_attrs.get("lr_scale", 1.0) * (fracs[rung] / trial_fraction(source)) ** -self.rungs.lr_shift
+        attrs = {"fidelity": fracs[rung], "rung": rung, "promoted_from": source.number, "lr_scale": scale}
+        study.enqueue_trial(dict(source.params), user_attrs=attrs)
 
 
 def rung_of(trial: optuna.trial.FrozenTrial, fractions: Sequence[float]) -> int | None:

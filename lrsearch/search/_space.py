@@ -97,10 +97,17 @@ class SearchSpace:
 
     # ------------------------------------------------------------------ sampling
     def suggest(self, trial: optuna.trial.BaseTrial) -> Schedule:
-        """Sample a schedule on ``trial`` and store its spec as the user attr ``schedule``."""
+        """Sample a schedule on ``trial`` and store its spec as the user attr ``schedule``.
+
+        The peak LR is the ``lr`` parameter times the trial's user attr ``lr_scale`` if it has one
+        (a run promoted to a longer length: its LR moves with the length, its parameters do not).
+        """
         family = trial.suggest_categorical("family", list(self.families))
         fam = get_family(family)
         lr = trial.suggest_float("lr", self.lr[0], self.lr[1], log=True)
+        scale = trial.user_attrs.get("lr_scale", 1.0)  # a run promoted to a longer length (Rungs)
+        if isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale < float("inf"):
+            lr *= scale
         warmup: dict[str, Any] = {}
         if self.warmup and not fam.rises:
             shape = trial.suggest_categorical("warmup", list(WARMUP_SHAPES))

@@ -57,7 +57,7 @@ def test_end_to_end_study_on_sqlite(tmp_path, monkeypatch, range_test) -> None:
     # every trial's schedule rebuilds from its user attrs
     for t in study.trials:
         s = Schedule.from_dict(t.user_attrs["schedule"])
-        assert s.family == t.params["family"] and s.lr == t.params["lr"]
+        assert s.family == t.params["family"] and s.lr == pytest.approx(t.params["lr"] * t.user_attrs.get("lr_scale", 1))
     states = result.counts()
     assert states.get("complete", 0) + states.get("pruned", 0) == 14
 
