@@ -38,7 +38,7 @@ DEFAULT_BUDGET = 20.0
 SEED_SHARE = 0.1
 #: Default exponent of the peak-LR shift with run length, lr ∝ length ** -LR_SHIFT: the median
 #: measured over five tasks and three families in ``studies/bench_lr_shift.py``.
-LR_SHIFT = 0.2
+LR_SHIFT = 0.16
 
 _EPS = 1e-9
 _states = optuna.trial.TrialState
