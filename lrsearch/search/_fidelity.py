@@ -167,8 +167,9 @@ class Budget:
     study when the budget is spent. Thread-safe for ``n_jobs > 1``.
     """
 
-    def __init__(self, rungs: Rungs, budget: float | None) -> None:
+    def __init__(self, rungs: Rungs, budget: float | None, n_trials: int | None = None) -> None:
         self.rungs, self.budget = rungs, budget
+        self.trials_left = n_trials  # this call's n_trials: the last one leaves no promotion behind
         self._lock = threading.Lock()
 
     def fresh_fraction(self) -> float:
@@ -244,6 +245,11 @@ class Budget:
             return left < (self.fresh_fraction() if multi else 1.0) - _EPS
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.trials_left is not None:
+            with self._lock:
+                self.trials_left -= 1
+            if self.trials_left <= 0:
+                return  # Optuna stops after this trial: a promotion now would be left waiting
         if self.step(study):
             study.stop()
 

@@ -236,7 +236,7 @@ def optimize(
         study.set_user_attr("seeds_enqueued", enqueue_seeds(study, space, seed_from, families)
                             + study.user_attrs.get("seeds_enqueued", 0))
     run = objective if objective is not None else task_objective(task, seed)  # type: ignore[arg-type]
-    keeper = Budget(rungs, budget)
+    keeper = Budget(rungs, budget, n_trials)
 
     def wrapped(trial: optuna.trial.Trial) -> float:
         if "fidelity" not in trial.user_attrs:  # a fresh trial (or a seed) starts at the shortest rung

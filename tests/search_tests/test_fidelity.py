@@ -191,3 +191,13 @@ def range_test_result() -> lrsearch.RangeTestResult:
         warnings.simplefilter("ignore", lrsearch.RangeTestWarning)
         return lrsearch.lr_find(model, torch.optim.SGD(model.parameters(), lr=0.1), F.cross_entropy,
                                 lrsearch.TensorBatches(x, y, batch_size=32), num_iter=30, verbose=False)
+
+
+def test_n_trials_leaves_no_promotion_waiting() -> None:
+    storage = optuna.storages.InMemoryStorage()
+    for _ in range(2):  # a resumed call runs exactly n_trials more
+        result = lrsearch.optimize(fake_objective, n_trials=13, storage=storage, artifacts=None,
+                                   space=lrsearch.SearchSpace(families=["constant", "cosine"], lr=(1e-4, 1.0)))
+        assert result.counts().get("waiting", 0) == 0
+    assert len(result.study.trials) == 26
+    assert any("promoted_from" in t.user_attrs for t in result.study.trials)
