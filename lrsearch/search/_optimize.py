@@ -144,8 +144,8 @@ def optimize(
             trial starts that would not fit. Default: ``DEFAULT_BUDGET`` (20) when neither
             ``n_trials`` nor ``timeout`` is given, else unlimited. It is the study's total: a
             resumed study counts what it spent before.
-        rungs: The run lengths of the multi-fidelity search (``Rungs()``: 1/9, 1/3 and the full
-            run); ``None`` trains every trial at full length. A plain objective learns its run
+        rungs: The run lengths of the multi-fidelity search (``Rungs()``: 1/3 and the full run;
+            ``Rungs((1/9, 1/3, 1))`` for a deeper ladder); ``None`` trains every trial at full length. A plain objective learns its run
             length from ``lrsearch.run_length(trial, total_steps)``; one that never calls it runs
             full length and is never promoted.
         n_trials, timeout: As ``Study.optimize`` (per call; a resumed study keeps its trials).

@@ -91,5 +91,5 @@ def test_demo_prepares_and_workers_join_a_journal_file(tmp_path, monkeypatch, ca
 
     study = optuna.load_study(study_name="shared", storage=resolve_storage("studies/shared.log", "shared"))
     seeds = study.user_attrs["seeds_enqueued"]
-    assert seeds == int(0.1 * 8 * 9)  # the default budget's 10% share, at 1/9 of a run each
+    assert seeds == int(0.1 * 8 * 3)  # the default budget's 10% share, at 1/3 of a run each
     assert len(study.trials) >= seeds and sum(t.state.is_finished() for t in study.trials) == 6

@@ -31,7 +31,11 @@ def fake_objective(trial: optuna.trial.Trial) -> float:
     return value
 
 
+THREE = lrsearch.Rungs((1 / 9, 1 / 3, 1.0))  # a three-rung ladder: runs of 10, 30 and 90 steps
+
+
 def _run(budget: float | None = 3.0, **kwargs) -> lrsearch.SearchResult:
+    kwargs.setdefault("rungs", THREE)
     kwargs.setdefault("space", lrsearch.SearchSpace(families=["constant", "cosine"], lr=(1e-4, 1.0)))
     return lrsearch.optimize(fake_objective, budget=budget, storage=optuna.storages.InMemoryStorage(),
                              artifacts=None, **kwargs)
@@ -65,7 +69,7 @@ def test_run_length_outside_a_search_is_the_full_run() -> None:
 def test_budget_is_spent_and_the_search_ends_on_full_length_runs() -> None:
     result = _run(budget=3.0)
     trials = result.study.trials
-    assert 3.0 - sum(lrsearch.Rungs().fractions) <= result.spent <= 3.0 + 1e-9
+    assert 3.0 - sum(THREE.fractions) <= result.spent <= 3.0 + 1e-9
     assert result.spent == pytest.approx(sum(trial_cost(t) for t in trials))
     runs = {t.user_attrs["run_steps"] for t in trials}
     assert runs <= {10, 30, 90} and 90 in runs
@@ -80,7 +84,7 @@ def test_budget_is_spent_and_the_search_ends_on_full_length_runs() -> None:
 
 
 def test_promotion_reruns_the_best_third_with_the_lr_shifted_by_the_rule() -> None:
-    rungs = lrsearch.Rungs(lr_shift=0.25)
+    rungs = lrsearch.Rungs(THREE.fractions, lr_shift=0.25)
     result = _run(budget=4.0, rungs=rungs)
     trials = result.study.trials
     promoted = [t for t in trials if "promoted_from" in t.user_attrs]
@@ -96,7 +100,7 @@ def test_promotion_reruns_the_best_third_with_the_lr_shifted_by_the_rule() -> No
 
 
 def test_promotion_rule_on_a_constructed_rung() -> None:
-    keeper = Budget(lrsearch.Rungs(), 100.0)
+    keeper = Budget(THREE, 100.0)
     study = optuna.create_study()
     for value in (0.5, 0.4):
         study.add_trial(_frozen(1 / 9, value))
@@ -105,7 +109,7 @@ def test_promotion_rule_on_a_constructed_rung() -> None:
     trial, rung = keeper.promotion(study, keeper.left(study))
     assert (trial.value, rung) == (0.4, 1)
     # the endgame: too little left to carry a fresh run to the full length, so the best promotes
-    small = Budget(lrsearch.Rungs(), 1.5)
+    small = Budget(THREE, 1.5)
     late = optuna.create_study()
     for value in (0.5, 0.4):
         late.add_trial(_frozen(1 / 9, value))
@@ -128,6 +132,7 @@ def test_seeds_run_at_the_shortest_rung_and_spend_a_small_share(range_test_resul
 def test_default_budget_terminates_and_a_spent_budget_runs_nothing() -> None:
     storage = optuna.storages.InMemoryStorage()  # the default SQLite file works the same, slower
     result = lrsearch.optimize(fake_objective, storage=storage, artifacts=None)  # no budget, n_trials, timeout
+    assert {t.user_attrs["run_steps"] for t in result.study.trials} == {30, 90}  # the default Rungs: 1/3, full
     assert lrsearch.search.DEFAULT_BUDGET - sum(lrsearch.Rungs().fractions) <= result.spent <= 20.0 + 1e-9
     n = len(result.study.trials)
     again = lrsearch.optimize(fake_objective, storage=storage, artifacts=None)  # resumed: budget spent
