@@ -119,6 +119,12 @@ def trial_fraction(trial: optuna.trial.FrozenTrial) -> float:
     return 1.0
 
 
+def same_length(a: optuna.trial.FrozenTrial, b: optuna.trial.FrozenTrial) -> bool:
+    """Whether two trials ran the same fraction of the full run (their values compare)."""
+    fa, fb = trial_fraction(a), trial_fraction(b)
+    return abs(fa - fb) <= 0.02 * max(fa, fb)
+
+
 def planned_fraction(trial: optuna.trial.FrozenTrial) -> float:
     """The fraction a trial will train: its ``run_length`` if known, else the one it was given."""
     if "run_steps" in trial.user_attrs:

@@ -29,7 +29,7 @@ import optuna
 from lrsearch._checks import check_float
 from lrsearch._checks import check_int
 from lrsearch.schedules import Schedule
-from lrsearch.search._fidelity import trial_fraction
+from lrsearch.search._fidelity import same_length
 from lrsearch.search._pruning import _NOMINAL_STEPS
 
 
@@ -99,15 +99,13 @@ class ForecastPruner(optuna.pruners.BasePruner):
         mine = self._anneal_left(study, trial, done)
         if mine is None:
             return False
-        fraction = trial_fraction(trial)
         sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
         xs, drops, finals = [], [], []
         # the trial list Optuna cached when this trial started, as its own pruners read it
         for peer in study._get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,), use_cache=True):
             v = peer.intermediate_values.get(step)
             if (v is None or peer.value is None or not math.isfinite(v) or not math.isfinite(peer.value)
-                    or peer.user_attrs.get("n_evals") != n_evals
-                    or abs(trial_fraction(peer) - fraction) > 0.02 * fraction):
+                    or peer.user_attrs.get("n_evals") != n_evals or not same_length(peer, trial)):
                 continue
             x = self._anneal_left(study, peer, done)
             if x is not None:

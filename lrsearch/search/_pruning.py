@@ -7,7 +7,8 @@ kept as the user attr ``prune_reason`` (Optuna 5 keeps no failure reasons).
 
 ``PlateauPruner`` judges a trial the way ReduceLROnPlateau judges a metric, through the same
 ``PlateauMonitor``: it prunes a trial that has not improved for ``patience`` evaluations (by the
-monitor's threshold rules) *and* is worse than its peers at the same step. It is schedule-aware:
+monitor's threshold rules) *and* is worse than its peers (of the same run length) at the same step.
+It is schedule-aware:
 a family that holds a high LR and decays late (wsd, flat_cos, step, multistep, cosine restarts
 mid-cycle; ``Family.decays_late``) is not judged while its LR is still above ``protect_below`` of
 its peak, since such schedules look worse than decaying ones until they decay.
@@ -26,6 +27,7 @@ from lrsearch._checks import check_float
 from lrsearch._checks import check_int
 from lrsearch._plateau import PlateauMonitor
 from lrsearch.schedules import Schedule
+from lrsearch.search._fidelity import same_length
 
 
 _NOMINAL_STEPS = 1000  # resolution at which a spec is read when only the run's fraction is known
@@ -148,7 +150,7 @@ class PlateauPruner(optuna.pruners.BasePruner):
         peers = [
             t.intermediate_values[step]
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            if step in t.intermediate_values and math.isfinite(t.intermediate_values[step])
+            if step in t.intermediate_values and math.isfinite(t.intermediate_values[step]) and same_length(t, trial)
         ]
         if len(peers) < max(1, self.n_startup_trials):
             return False

@@ -124,3 +124,10 @@ def test_non_finite_values_prune_at_once() -> None:
 def test_bad_arguments(kwargs: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         ForecastPruner(**kwargs)
+
+
+def test_plateau_pruner_compares_peers_of_the_same_run_length_only() -> None:
+    stalled = [2.0, 1.9] + [1.9] * (N - 2)  # stalls and trails every peer
+    study = _study(PlateauPruner(patience=2, n_startup_trials=3), fraction=1 / 3)
+    assert _first_prune(study, stalled, COSINE, fraction=1 / 9) is None
+    assert _first_prune(study, stalled, COSINE, fraction=1 / 3) is not None
