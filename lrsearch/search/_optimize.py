@@ -161,7 +161,8 @@ def optimize(
         sampler, pruner: Any Optuna sampler and pruner; defaults: grouped multivariate TPE seeded
             with ``seed``, and the ``ForecastPruner``.
         n_jobs: Threads, as ``Study.optimize``; refused (> 1) on SQLite, see the module docstring.
-        callbacks, show_progress_bar, catch: As ``Study.optimize``.
+        callbacks, show_progress_bar, catch: As ``Study.optimize`` (Optuna's bar needs ``n_trials``
+            or ``timeout``: with a budget alone none is shown).
         seed: Seeds the default sampler and the reference loop.
         artifacts: Folder for optuna-dashboard artifacts (the LR curve of each trial that completes
             a full-length run, the range-test plot); ``None`` to skip them.
@@ -258,7 +259,8 @@ def optimize(
     if keeper.step(study):  # a resumed study: promotions still owed; a spent budget runs nothing
         return SearchResult(study, space)
     study.optimize(wrapped, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs,
-                   callbacks=[keeper, *(callbacks or [])], show_progress_bar=show_progress_bar, catch=catch)
+                   callbacks=[keeper, *(callbacks or [])], catch=catch,
+                   show_progress_bar=show_progress_bar and (n_trials is not None or timeout is not None))
     result = SearchResult(study, space)
     if artifacts is not None:
         from lrsearch.search._dashboard import publish_study
