@@ -4,7 +4,7 @@ Each job is ``lrsearch.optimize(task=..., budget=16, rungs=Rungs(fractions, redu
 on a task of ``bench_search.py`` (same data, models, optimizers, epochs, seeds and budget unit); the
 measure is the best full-length validation loss once 16 full runs are spent (``bench_search.best_at``).
 
-    python studies/bench_rungs.py            # 4 tasks x 3 ladders x 3 seeds, ~10 min on 2 workers
+    python studies/bench_rungs.py            # 4 tasks x 3 ladders x 3 seeds, ~16 min on 2 workers
 """
 
 from __future__ import annotations
