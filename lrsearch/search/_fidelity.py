@@ -161,10 +161,13 @@ def range_test_cost(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTri
     return steps / full if steps and full else 0.0
 
 
-def spent(study: optuna.Study) -> float:
-    """Full-run equivalents the study has trained: finished trials and the range test."""
-    trials = study.get_trials(deepcopy=False)
-    return range_test_cost(study, trials) + sum(trial_cost(t) for t in trials if t.state.is_finished())
+def spent(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None, *,
+          committed: bool = False) -> float:
+    """Full-run equivalents the study has trained: finished trials and the range test; with
+    ``committed``, also what waiting and running trials will train (their planned fraction)."""
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    return range_test_cost(study, trials) + sum(
+        trial_cost(t) if t.state.is_finished() else planned_fraction(t) if committed else 0.0 for t in trials)
 
 
 def _better(study: optuna.Study) -> Any:
@@ -197,11 +200,7 @@ class Budget:
         """Budget not yet spent or committed to waiting and running trials."""
         if self.budget is None:
             return math.inf
-        trials = study.get_trials(deepcopy=False) if trials is None else trials
-        used = range_test_cost(study, trials)
-        for t in trials:
-            used += trial_cost(t) if t.state.is_finished() else planned_fraction(t)
-        return self.budget - used
+        return self.budget - spent(study, trials, committed=True)
 
     def promotion(self, study: optuna.Study, left: float,
                   trials: Sequence[optuna.trial.FrozenTrial] | None = None) -> tuple[optuna.trial.FrozenTrial, int] | None:
