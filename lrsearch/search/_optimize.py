@@ -145,9 +145,9 @@ def optimize(
             ``n_trials`` nor ``timeout`` is given, else unlimited. It is the study's total: a
             resumed study counts what it spent before.
         rungs: The run lengths of the multi-fidelity search (``Rungs()``: 1/3 and the full run;
-            ``Rungs((1/9, 1/3, 1))`` for a deeper ladder); ``None`` trains every trial at full length. A plain objective learns its run
-            length from ``lrsearch.run_length(trial, total_steps)``; one that never calls it runs
-            full length and is never promoted.
+            ``Rungs((1/9, 1/3, 1))`` for a deeper ladder); ``None`` trains every trial at full
+            length. A plain objective learns its run length from ``lrsearch.run_length(trial,
+            total_steps)``; one that never calls it runs full length and is never promoted.
         n_trials, timeout: As ``Study.optimize`` (per call; a resumed study keeps its trials).
         study_name: The study; also names the default SQLite file ``studies/<study_name>.db``.
         storage: ``None`` (that file), an Optuna storage URL or object, or a journal-file path
