@@ -29,6 +29,11 @@ from lrsearch._data import unpack
 from lrsearch.schedules import Schedule
 
 
+def _tensor_pair(data: Any) -> bool:
+    """``(inputs, targets)`` tensors, batched on the device by ``TensorBatches``."""
+    return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
+
+
 def _adamw(params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=1e-3)
 
@@ -93,7 +98,7 @@ class Task:
     def steps_per_epoch(self) -> int:
         """Optimizer steps in one pass over the training data (accumulation counted)."""
         data = self.train_data
-        if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        if _tensor_pair(data):
             n = -(-int(data[0].shape[0]) // self.batch_size)
         else:
             try:
@@ -108,7 +113,7 @@ class Task:
         return self.epochs * self.steps_per_epoch()
 
     def batches(self, data: Any, device: torch.device, *, shuffle: bool, seed: int) -> Any:
-        if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        if _tensor_pair(data):
             return TensorBatches(*data, batch_size=self.batch_size, shuffle=shuffle, seed=seed, device=device)
         return data
 

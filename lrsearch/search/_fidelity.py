@@ -196,6 +196,10 @@ class Budget:
         finished = [t for t in trials if t.state.is_finished()]
         return not finished or any("run_steps" in t.user_attrs for t in finished)
 
+    def endgame(self, left: float) -> bool:
+        """Too little budget left to carry a fresh run through every rung to the full length."""
+        return left < sum(self.rungs.fractions) - _EPS
+
     def left(self, study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None) -> float:
         """Budget not yet spent or committed to waiting and running trials."""
         if self.budget is None:
@@ -207,15 +211,16 @@ class Budget:
         """The next run to promote and the rung it goes to, or ``None``.
 
         Normally the best not-yet-promoted run in the top ``1/reduction`` of its rung (completed
-        and pruned runs counted, pruned ones ranked last), from the highest rung down. When the budget left could no longer carry a fresh run to the full
-        length (the endgame), the best not-yet-promoted run of the highest rung that has one is
-        promoted whatever its share, so the search ends on full-length runs.
+        and pruned runs counted, pruned ones ranked last), from the highest rung down. When the
+        budget left could no longer carry a fresh run to the full length (the endgame), the best
+        not-yet-promoted run of the highest rung that has one is promoted whatever its share, so
+        the search ends on full-length runs.
         """
         fracs = self.rungs.fractions
         trials = study.get_trials(deepcopy=False) if trials is None else trials
         promoted = {t.user_attrs.get("promoted_from") for t in trials}
         key = _better(study)
-        endgame = left < sum(fracs) - _EPS
+        endgame = self.endgame(left)
         by_rung: list[list[optuna.trial.FrozenTrial]] = [[] for _ in fracs]
         runs = [0] * len(fracs)  # completed and pruned runs: a pruned run ranks below every completed one
         for t in trials:
@@ -248,8 +253,7 @@ class Budget:
                     return False
             if any(t.state == _states.WAITING for t in trials):
                 return False
-            endgame = multi and left < sum(self.rungs.fractions) - _EPS
-            if endgame and any(t.state == _states.COMPLETE for t in trials):
+            if multi and self.endgame(left) and any(t.state == _states.COMPLETE for t in trials):
                 return True  # nothing left to promote, and a fresh run could not reach the full length
             return left < (self.fresh_fraction() if multi else 1.0) - _EPS
 
