@@ -64,7 +64,8 @@ class _Curve:
             return "non_finite"
         self.k += 1
         self.v = (1.0 - self.f) * self.v + self.f * loss
-        smooth = self.v / (1.0 - (1.0 - self.f) ** self.k)
+        # the bias correction 1 - (1 - f)^k, exact even for a tiny f (where the naive form is 0)
+        smooth = self.v / -math.expm1(self.k * math.log1p(-self.f)) if self.f < 1 else self.v
         self.smoothed.append(smooth)
         self.best = min(self.best, smooth)
         # a ratio to the best only means something for a positive loss
