@@ -69,18 +69,25 @@ def columns(eta: np.ndarray, t: np.ndarray, steps_ref: float, alpha: float, shap
 
 
 def nnls(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
-    """Weighted least squares with every coefficient but the intercept ``>= 0``: the
-    unconstrained solution if feasible, else the best over the subsets of active columns."""
+    """Weighted least squares with every coefficient ``>= 0`` (the intercept ``L0`` too when every
+    value is positive: a loss has a non-negative floor): the unconstrained solution if feasible,
+    else the best over the subsets of active columns."""
     sw = np.sqrt(w)
     xw, yw = x * sw[:, None], y * sw
     n = x.shape[1]
+    floor = bool(np.all(y > 0))
     best: tuple[np.ndarray, float] | None = None
     for size in range(n - 1, -1, -1):
         for free in itertools.combinations(range(1, n), size):
             cols = (0, *free)
             coef, *_ = np.linalg.lstsq(xw[:, cols], yw, rcond=None)
-            if np.any(coef[1:] < 0):
-                continue
+            if np.any(coef[1:] < 0) or (floor and coef[0] < 0):
+                if not (floor and coef[0] < 0 and np.all(coef[1:] >= 0)):
+                    continue
+                coef, *_ = np.linalg.lstsq(xw[:, free], yw, rcond=None) if free else (np.zeros(0),)
+                coef = np.concatenate([[0.0], coef])  # the floor at 0
+                if np.any(coef[1:] < 0):
+                    continue
             full = np.zeros(n)
             full[list(cols)] = coef
             sse = float(np.sum((xw @ full - yw) ** 2))
@@ -120,43 +127,41 @@ class LawFit:
                 **{k: float(v) for k, v in zip(names, self.coef)}}
 
 
-def fit_law(law: str, runs: Sequence[Run], steps_ref: float, overfit: bool) -> LawFit:
-    """The best fit of ``law`` to ``runs`` over the exponent grid (weighted squared error)."""
+def fit_law(law: str, runs: Sequence[Run], steps_ref: float, overfit: bool, refine: int = 24) -> LawFit:
+    """The best fit of ``law`` to ``runs`` (weighted squared error): a grid over the exponents,
+    then ``alpha`` refined by golden-section search for the ``refine`` best (shape, power) pairs."""
     y = np.concatenate([r.y for r in runs])
     w = np.concatenate([r.w for r in runs])
-    best: LawFit | None = None
+
+    def at(alpha: float, shape: tuple, p: float, shape_cols: list[np.ndarray]) -> LawFit:
+        x = np.concatenate([columns(r.eta, r.t, steps_ref, alpha, c, p, overfit) for r, c in zip(runs, shape_cols)])
+        coef, sse = nnls(x, y, w)
+        return LawFit(law, alpha, shape, p, overfit, coef, sse, steps_ref)
+
+    grid: list[tuple[LawFit, list[np.ndarray]]] = []
     for shape in shapes(law):
         shape_cols = [shape_column(law, shape, r.eta, r.t) for r in runs]
-        for alpha, p in itertools.product(ALPHA, PEAK_POWER):
-            x = np.concatenate([columns(r.eta, r.t, steps_ref, alpha, c, p, overfit) for r, c in zip(runs, shape_cols)])
-            coef, sse = nnls(x, y, w)
-            if best is None or sse < best.sse:
-                best = LawFit(law, alpha, shape, p, overfit, coef, sse, steps_ref)
-    if best is None:  # unreachable: the grids are not empty
-        raise RuntimeError("empty exponent grid")
-    # refine alpha between the grid neighbours of the best (golden-section search in log alpha)
-    k = ALPHA.index(best.alpha)
-    shape_cols = [shape_column(law, best.shape, r.eta, r.t) for r in runs]
-
-    def at(alpha: float) -> LawFit:
-        x = np.concatenate([columns(r.eta, r.t, steps_ref, alpha, c, best.p, overfit) for r, c in zip(runs, shape_cols)])
-        coef, sse = nnls(x, y, w)
-        return LawFit(law, alpha, best.shape, best.p, overfit, coef, sse, steps_ref)
-
-    lo, hi = math.log(ALPHA[max(0, k - 1)]), math.log(ALPHA[min(len(ALPHA) - 1, k + 1)])
-    g = (math.sqrt(5) - 1) / 2
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = at(math.exp(a)), at(math.exp(b))
-    for _ in range(24):
-        if fa.sse < fb.sse:
-            hi, b, fb = b, a, fa
-            a = hi - g * (hi - lo)
-            fa = at(math.exp(a))
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + g * (hi - lo)
-            fb = at(math.exp(b))
-    return min((best, fa, fb), key=lambda f: f.sse)
+        for p in PEAK_POWER:
+            fits = [at(alpha, shape, p, shape_cols) for alpha in ALPHA]
+            grid.append((min(fits, key=lambda f: f.sse), shape_cols))
+    grid.sort(key=lambda item: item[0].sse)
+    best = grid[0][0]
+    for fit, shape_cols in grid[:refine]:
+        k = ALPHA.index(fit.alpha)
+        lo, hi = math.log(ALPHA[max(0, k - 1)]), math.log(ALPHA[min(len(ALPHA) - 1, k + 1)])
+        g = (math.sqrt(5) - 1) / 2
+        a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+        fa, fb = at(math.exp(a), fit.shape, fit.p, shape_cols), at(math.exp(b), fit.shape, fit.p, shape_cols)
+        for _ in range(20):
+            if fa.sse < fb.sse:
+                hi, b, fb = b, a, fa
+                a = hi - g * (hi - lo)
+                fa = at(math.exp(a), fit.shape, fit.p, shape_cols)
+            else:
+                lo, a, fa = a, b, fb
+                b = lo + g * (hi - lo)
+                fb = at(math.exp(b), fit.shape, fit.p, shape_cols)
+        best = min((best, fa, fb), key=lambda f: f.sse)
     return best
 
 

@@ -112,7 +112,10 @@ class LossModel:
     def _run(self, curve: Curve) -> Run:
         eta = curve.schedule.curve(curve.total_steps) / self.lr_ref
         t = np.asarray(curve.steps, dtype=np.int64)
-        return Run(eta, t, np.asarray(curve.values, dtype=float), (t / curve.total_steps) ** 2)
+        # the final value is what is predicted: it weighs 1, earlier evaluations 0.1 * (t / T)^2
+        frac = t / curve.total_steps
+        return Run(eta, t, np.asarray(curve.values, dtype=float), np.where(t >= curve.total_steps, 1.0,
+                                                                           0.1 * frac ** 2))
 
     def _fit(self, law: str, overfit: bool, runs: Sequence[Run]) -> LawFit:
         return fit_law(law, runs, self.steps_ref, overfit)
@@ -138,7 +141,7 @@ class LossModel:
         forms = self._forms()
         self.holdout, self.holdout_error = {}, None
         train = [r for r, keep in zip(runs, ~longest) if keep]
-        if longest.sum() >= 1 and len(train) >= MIN_RUNS and len(forms) > 1:
+        if longest.sum() >= 1 and len(train) >= MIN_RUNS:
             test = [r for r, keep in zip(runs, longest) if keep]
             for law, flag in forms:
                 f = self._fit(law, flag, train)
@@ -147,7 +150,7 @@ class LossModel:
             best = min(self.holdout, key=self.holdout.get)  # type: ignore[arg-type]
             self.holdout_error = self.holdout[best]
             chosen = (best.split("+")[0], best.endswith("+overfit"))
-        else:
+        else:  # one run length: nothing to judge by; the fewest exponents
             chosen = forms[0] if ("area", False) not in forms else ("area", False)
         self.fit_ = self._fit(*chosen, runs)
         resid = [f - r.y[-1] for r in runs for f in self.fit_.predict(r.eta, r.t[-1:])]
