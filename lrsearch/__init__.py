@@ -11,10 +11,13 @@ import importlib
 from typing import TYPE_CHECKING
 from typing import Any
 
+from lrsearch import lossmodel
 from lrsearch import schedules
 from lrsearch._plateau import PlateauMonitor
 from lrsearch._range_result import RangeTestResult
 from lrsearch._version import __version__
+from lrsearch.lossmodel import LossModel
+from lrsearch.lossmodel import Prediction
 from lrsearch.schedules import Schedule
 from lrsearch.schedules import families
 
@@ -63,8 +66,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ForecastPruner",
+    "LossModel",
     "PlateauMonitor",
     "PlateauPruner",
+    "Prediction",
     "RangeTestResult",
     "RangeTestWarning",
     "Rungs",
@@ -76,6 +81,7 @@ __all__ = [
     "TensorBatches",
     "__version__",
     "families",
+    "lossmodel",
     "lr_find",
     "optimize",
     "report",

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 
 SPEC_VERSION = 1
-_TOP_KEYS = ("version", "family", "lr", "params", "warmup")
+_TOP_KEYS = ("version", "family", "lr", "params", "warmup", "chosen_for")
+# ``chosen_for`` is a note, not part of the schedule: the run length an exported spec was chosen
+# for and what the loss model predicted there (``SearchResult.export_best(total_steps=...)``).
 
 
 def _normalise(
@@ -148,6 +150,8 @@ class Schedule:
             raise ValueError(
                 f"a schedule spec has an unknown key {unknown[0]!r}; expected {', '.join(_TOP_KEYS)}."
             )
+        if not isinstance(data.get("chosen_for", {}), Mapping):
+            raise ValueError(f"chosen_for must be a dict but got {data['chosen_for']!r}.")
         version = data.get("version", SPEC_VERSION)
         if version != SPEC_VERSION or isinstance(version, bool):
             raise ValueError(f"version must be {SPEC_VERSION} but got {version!r}.")

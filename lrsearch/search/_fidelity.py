@@ -180,8 +180,9 @@ class Budget:
     study when the budget is spent. Thread-safe for ``n_jobs > 1``.
     """
 
-    def __init__(self, rungs: Rungs, budget: float | None, n_trials: int | None = None) -> None:
-        self.rungs, self.budget = rungs, budget
+    def __init__(self, rungs: Rungs, budget: float | None, n_trials: int | None = None,
+                 use_model: bool = True) -> None:
+        self.rungs, self.budget, self.use_model = rungs, budget, use_model
         self.trials_left = n_trials  # this call's n_trials: the last one leaves no promotion behind
         self._lock = threading.Lock()
 
@@ -219,7 +220,7 @@ class Budget:
         fracs = self.rungs.fractions
         trials = study.get_trials(deepcopy=False) if trials is None else trials
         promoted = {t.user_attrs.get("promoted_from") for t in trials}
-        key = _better(study)
+        key = self._rank_key(study, trials)
         endgame = self.endgame(left)
         by_rung: list[list[optuna.trial.FrozenTrial]] = [[] for _ in fracs]
         runs = [0] * len(fracs)  # completed and pruned runs: a pruned run ranks below every completed one
@@ -239,6 +240,26 @@ class Budget:
             if pool:
                 return pool[0], r + 1
         return None
+
+    def _rank_key(self, study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial]) -> Any:
+        """Rank a rung's runs by their loss-law prediction at the full length once the study's
+        law is fitted (a short run's value favours fast-converging schedules), else by value."""
+        from lrsearch.search._transfer import sign_of  # _transfer reads run lengths from this module
+        from lrsearch.search._transfer import study_model
+        from lrsearch.search._transfer import trial_curve
+
+        model = study_model(study, trials) if self.use_model else None
+        full = full_steps_of(study, trials)
+        plain = _better(study)
+        if model is None or full is None:
+            return plain
+        sign = sign_of(study)
+
+        def key(t: optuna.trial.FrozenTrial) -> float:
+            curve = trial_curve(t, sign)
+            return plain(t) if curve is None else model.predict(curve.schedule, full).value
+
+        return key
 
     def step(self, study: optuna.Study) -> bool:
         """Enqueue the next promotion if one is due; return whether the study should stop."""

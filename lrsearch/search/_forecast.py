@@ -17,6 +17,9 @@ It never prunes at a run's last evaluation (the trial has finished), before ``mi
 the run, with fewer than ``n_startup_trials`` peers, or when the trial's anneal lies beyond every
 peer's (the fit would be an extrapolation). Each decision's numbers are kept for the
 ``prune_reason`` user attr. A non-finite value is pruned at once.
+
+Once the study's loss law is fitted (``use_model``), the forecast is the law's instead (see
+``lrsearch.search._transfer.forecast``); the peers still set the cut.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from lrsearch._checks import check_int
 from lrsearch.schedules import Schedule
 from lrsearch.search._fidelity import same_length
 from lrsearch.search._pruning import _NOMINAL_STEPS
+from lrsearch.search._transfer import forecast as law_forecast
+from lrsearch.search._transfer import study_model
 
 
 def anneal_left(spec: object, done: float) -> float | None:
@@ -60,10 +65,15 @@ class ForecastPruner(optuna.pruners.BasePruner):
         margin: Residual standard deviations of the forecast the trial is given the benefit of.
         n_startup_trials: Completed peers needed before any pruning.
         min_fraction: No pruning before this fraction of the run.
+        use_model: Once the study's loss law is fitted (``lrsearch.lossmodel``, from 8 completed
+            runs), forecast with it instead: the law's final value for the trial's own schedule
+            and run length, shifted by the trial's distance from the law at its last evaluation;
+            its standard deviation is the margin's unit.
     """
 
     def __init__(self, percentile: float = 50.0, margin: float = 1.0, n_startup_trials: int = 4,
-                 min_fraction: float = 0.25) -> None:
+                 min_fraction: float = 0.25, use_model: bool = True) -> None:
+        self.use_model = bool(use_model)
         self.percentile = check_float("percentile", percentile)
         if not 0 <= self.percentile <= 100:
             raise ValueError(f"percentile must be in [0, 100] but got {percentile!r}.")
@@ -124,12 +134,18 @@ class ForecastPruner(optuna.pruners.BasePruner):
             resid, dof = y - a, max(1, len(x) - 1)
         sigma = float(math.sqrt(float(np.sum(resid ** 2)) / dof))
         forecast = sign * value + a + b * mine
+        how = f"anneal left {mine:.2f}, {len(xs)} peers"
+        model = study_model(study) if self.use_model else None
+        by_law = law_forecast(model, trial, sign) if model is not None else None
+        if by_law is not None:  # the loss law's forecast for this very schedule, when fitted
+            forecast, sigma = by_law
+            how = f"loss law fitted on {model.n_curves} runs"  # type: ignore[union-attr]
         cut = float(np.percentile(finals, self.percentile))
         if forecast - self.margin * sigma <= cut:
             return False
         self.reasons[trial.number] = (
             f"ForecastPruner: at evaluation {step + 1}/{n_evals} value {value:.6g}, forecast final "
-            f"{sign * forecast:.6g} (+/- {sigma:.3g}, anneal left {mine:.2f}, {len(xs)} peers) is worse than "
+            f"{sign * forecast:.6g} (+/- {sigma:.3g}, {how}) is worse than "
             f"the peers' {self.percentile:g}th-percentile final {sign * cut:.6g}"
         )
         return True

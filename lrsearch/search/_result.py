@@ -11,11 +11,18 @@ from typing import Any
 import optuna
 
 from lrsearch._checks import check_int
+from lrsearch.lossmodel import Curve
+from lrsearch.lossmodel import LossModel
+from lrsearch.lossmodel import Prediction
 from lrsearch.schedules import Schedule
+from lrsearch.search._fidelity import LR_SHIFT
 from lrsearch.search._fidelity import range_test_cost
 from lrsearch.search._fidelity import spent
 from lrsearch.search._fidelity import trial_cost
 from lrsearch.search._fidelity import trial_fraction
+from lrsearch.search._transfer import Choice
+from lrsearch.search._transfer import choose
+from lrsearch.search._transfer import study_curves
 
 
 if TYPE_CHECKING:
@@ -59,6 +66,7 @@ class SearchResult:
     def __init__(self, study: optuna.Study, space: SearchSpace | None = None) -> None:
         self.study = study
         self.space = space
+        self._model: tuple[int, LossModel] | None = None
 
     @property
     def _complete(self) -> list[optuna.trial.FrozenTrial]:
@@ -151,11 +159,56 @@ class SearchResult:
             out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
         return out
 
-    def export_best(self, path: str | Path) -> Path:
-        """Write the best schedule's spec as JSON; ``Schedule.from_json`` rebuilds it."""
+    def curves(self) -> list[Curve]:
+        """Every finished trial's reported curve (schedule, run length, steps, values; a maximized
+        metric negated): what ``loss_model`` is fitted to."""
+        return study_curves(self.study)
+
+    def loss_model(self) -> LossModel:
+        """The loss law fitted to every finished trial's curve (refitted when trials were added):
+        the form (``area`` or ``multipower``, with or without an over-fitting term) that best
+        predicts the longest runs from the shorter ones; ``holdout_error`` is that error."""
+        curves = study_curves(self.study)
+        if self._model is None or self._model[0] != len(curves):
+            self._model = (len(curves), LossModel().fit(curves))
+        return self._model[1]
+
+    def predict(self, schedule: Schedule, total_steps: int) -> Prediction:
+        """``schedule``'s predicted final value for a run of ``total_steps`` optimizer steps, with
+        its standard deviation (the study's direction kept: a maximized metric comes back as is)."""
+        pred = self.loss_model().predict(schedule, total_steps)
+        if self.study.direction == optuna.study.StudyDirection.MAXIMIZE:
+            return Prediction(-pred.value, pred.std)
+        return pred
+
+    def choice_for(self, total_steps: int) -> Choice:
+        """``schedule_for`` with its prediction and origin (trial, its peak LR, the LR shift)."""
+        total_steps = check_int("total_steps", total_steps, low=1)
+        rungs = self.study.user_attrs.get("rungs")
+        shift = rungs.get("lr_shift", LR_SHIFT) if isinstance(rungs, dict) else LR_SHIFT
+        picked = choose(self.study, self.loss_model(), total_steps, float(shift))
+        if picked is None:
+            raise ValueError(f"study {self.study.study_name!r} has no completed trial with a predictable schedule.")
+        return picked
+
+    def schedule_for(self, total_steps: int) -> Schedule:
+        """The best schedule for a run of ``total_steps`` optimizer steps, by the loss model: every
+        completed trial's schedule with its peak LR moved to the model's best at that length; the
+        one with the lowest predicted final value (so the family is the model's choice too)."""
+        return self.choice_for(total_steps).schedule
+
+    def export_best(self, path: str | Path, total_steps: int | None = None) -> Path:
+        """Write the best schedule's spec as JSON; ``Schedule.from_json`` rebuilds it. With
+        ``total_steps``, the schedule chosen for that run length (``schedule_for``), the spec's
+        ``chosen_for`` recording the length, the predicted value and the model's error estimate."""
         path = Path(path)
+        if total_steps is None:
+            data = self.best_schedule.to_dict()
+        else:
+            choice = self.choice_for(total_steps)
+            data = {**choice.schedule.to_dict(), "chosen_for": choice.record(self.loss_model())}
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.best_schedule.to_dict(), indent=2) + "\n")
+        path.write_text(json.dumps(data, indent=2) + "\n")
         return path
 
     def plot_schedules(self, k: int = 5, total_steps: int = 1000, **kwargs: Any) -> Figure:

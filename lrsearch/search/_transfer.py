@@ -1,0 +1,180 @@
+"""The loss model fitted to a study's own trials, and what the search does with it: rank runs for
+promotion by their predicted full-length value, forecast a running trial's final value, and choose
+the schedule for a run of any length (``SearchResult.schedule_for``).
+
+A trial's curve is read from its user attrs (``schedule``, ``run_steps``, ``n_evals``) and its
+intermediate values: evaluation ``k`` of ``n_evals`` sits after ``round((k + 1) * run_steps /
+n_evals)`` optimizer steps, as ``lrsearch.train`` evaluates. A maximized metric is modelled negated.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from lrsearch.lossmodel import Curve
+from lrsearch.lossmodel import LossModel
+from lrsearch.lossmodel import Prediction
+from lrsearch.lossmodel import predictable
+from lrsearch.schedules import Schedule
+from lrsearch.search._fidelity import trial_fraction
+
+
+MIN_CURVES = 8  # completed runs before the search fits a model
+#: The search acts on the law (pruning, promotion) only when it predicted the study's longest runs'
+#: final values from the shorter runs within this median relative error (``holdout_error``).
+TRUST = 0.02
+_states = optuna.trial.TrialState
+
+
+def sign_of(study: optuna.Study) -> float:
+    return -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+
+
+def trial_curve(trial: optuna.trial.FrozenTrial, sign: float = 1.0) -> Curve | None:
+    """The curve a trial reported, or ``None`` when it lacks a schedule, a run length or evaluations."""
+    attrs = trial.user_attrs
+    spec, run, n = attrs.get("schedule"), attrs.get("run_steps", attrs.get("full_steps")), attrs.get("n_evals")
+    if not isinstance(spec, dict) or not isinstance(run, int) or not isinstance(n, int) or n < 1 or run < 1:
+        return None
+    items = sorted((k, v) for k, v in trial.intermediate_values.items() if 0 <= k < n and math.isfinite(v))
+    if not items:
+        return None
+    try:
+        schedule = Schedule.from_dict(spec)
+    except ValueError:
+        return None
+    if not predictable(schedule):
+        return None
+    steps = tuple(min(run, max(1, round((k + 1) * run / n))) for k, _ in items)
+    return Curve(schedule, run, steps, tuple(sign * v for _, v in items))
+
+
+def study_curves(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None) -> list[Curve]:
+    """Curves of the finished (completed and pruned) trials, in trial order."""
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    sign = sign_of(study)
+    curves = [trial_curve(t, sign) for t in trials if t.state in (_states.COMPLETE, _states.PRUNED)]
+    return [c for c in curves if c is not None]
+
+
+class StudyModel:
+    """A study's loss model, refitted as trials finish (each time the completed runs have grown by
+    a fifth, at least by 2): cheap to ask on every report. Thread-safe."""
+
+    def __init__(self, laws: Sequence[str] = ("area",)) -> None:
+        self.laws = tuple(laws)
+        self._model: LossModel | None = None
+        self._at = 0
+        self._lock = threading.Lock()
+
+    def get(self, study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None) -> LossModel | None:
+        trials = study.get_trials(deepcopy=False) if trials is None else trials
+        complete = sum(t.state == _states.COMPLETE for t in trials)
+        with self._lock:
+            if complete < MIN_CURVES:
+                return self._model
+            if self._model is None or complete >= max(self._at + 2, 1.2 * self._at):
+                curves = study_curves(study, trials)
+                try:
+                    self._model = LossModel(laws=self.laws, overfit=False).fit(curves)
+                except ValueError:
+                    return self._model
+                self._at = complete
+            return self._model
+
+
+_MODELS: dict[tuple[int, str], StudyModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def study_model(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None) -> LossModel | None:
+    """The study's shared online model, the one the promotion rule and ``ForecastPruner`` read:
+    ``None`` until ``MIN_CURVES`` runs completed, and while it is not trusted (its held-out
+    extrapolation from the shorter runs to the longest missed by more than ``TRUST``)."""
+    key = (id(study._storage), study.study_name)
+    with _MODELS_LOCK:
+        holder = _MODELS.setdefault(key, StudyModel())
+    model = holder.get(study, trials)
+    return model if trusted(model) else None
+
+
+def trusted(model: LossModel | None) -> bool:
+    return model is not None and model.holdout_error is not None and model.holdout_error <= TRUST
+
+
+def forecast(model: LossModel, trial: optuna.trial.FrozenTrial, sign: float) -> tuple[float, float] | None:
+    """A running trial's final value (in the model's sign) and its std: the model's prediction for
+    its schedule and run length, shifted by how far its last evaluation sits from the model's."""
+    curve = trial_curve(trial, sign)
+    if curve is None:
+        return None
+    now, final = model.predict_curve(curve.schedule, curve.total_steps, [curve.steps[-1], curve.total_steps])
+    return curve.values[-1] - now.value + final.value, final.std
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What ``schedule_for`` chose: the schedule, the prediction, and where it came from."""
+
+    schedule: Schedule
+    predicted: Prediction
+    total_steps: int
+    source_trial: int
+    source_lr: float
+    lr_shift: float | None
+
+    def record(self, model: LossModel) -> dict[str, Any]:
+        """The ``chosen_for`` entry of an exported spec."""
+        return {"total_steps": self.total_steps, "predicted": self.predicted.value, "std": self.predicted.std,
+                "source_trial": self.source_trial, "lr_shift": self.lr_shift, "law": model.describe()["law"],
+                "holdout_error": model.holdout_error}
+
+
+def candidates(study: optuna.Study, share: float = 0.25, least: int = 3) -> list[optuna.trial.FrozenTrial]:
+    """The completed runs of the longest length the study ran, best first: the top ``share`` (at
+    least ``least``). The law re-ranks these and moves their LR; it does not pick a schedule the
+    runs themselves ranked low (its errors are largest far from the best)."""
+    sign = sign_of(study)
+    done = [t for t in study.get_trials(deepcopy=False, states=(_states.COMPLETE,))
+            if t.value is not None and math.isfinite(t.value) and trial_curve(t, sign) is not None]
+    if not done:
+        return []
+    longest = max(trial_fraction(t) for t in done)
+    done = sorted((t for t in done if trial_fraction(t) >= longest * 0.98), key=lambda t: sign * t.value)
+    return done[:max(least, math.ceil(share * len(done)))]
+
+
+def choose(study: optuna.Study, model: LossModel, total_steps: int, lr_shift: float) -> Choice | None:
+    """The schedule with the lowest predicted final value at ``total_steps``: every completed
+    trial's schedule (its family and shape kept) with its peak LR moved to the model's best, or by
+    ``lr_shift`` (``lr * (total_steps / ran) ** -lr_shift``) where the law's best is off its data."""
+    sign = sign_of(study)
+    best: Choice | None = None
+    seen: set[str] = set()
+    for t in candidates(study):
+        curve = trial_curve(t, sign)
+        if curve is None:
+            continue
+        shape = curve.schedule.replace(lr=1.0).to_json()
+        if shape in seen:
+            continue
+        seen.add(shape)
+        ran = curve.total_steps
+        found = model.best_lr(curve.schedule, total_steps)
+        if found is None:  # the law's optimum is off its data: the default rule moves the LR
+            lr = curve.schedule.lr * (total_steps / ran) ** -lr_shift
+            found = lr, model.predict(curve.schedule.replace(lr=lr), total_steps)
+        lr, pred = found
+        if best is None or pred.value < best.predicted.value:
+            shift = None
+            if ran != total_steps and curve.schedule.lr > 0:
+                shift = -math.log(lr / curve.schedule.lr) / math.log(total_steps / ran)
+            best = Choice(curve.schedule.replace(lr=lr), Prediction(sign * pred.value, pred.std), total_steps,
+                          t.number, curve.schedule.lr, shift)
+    return best
