@@ -120,7 +120,21 @@ def _load(storage: str, study: str | None):  # noqa: ANN202
     return optuna.load_study(study_name=study, storage=store)
 
 
-def _write_report(result, out: Path, name: str, k: int) -> None:  # noqa: ANN001
+def _write_transfer(result, out: Path, name: str, total_steps: int) -> None:  # noqa: ANN001
+    try:
+        choice = result.choice_for(total_steps)
+    except ValueError as err:  # too few runs for the loss model: say so, keep the report
+        print(f"no schedule for {total_steps} steps: {err}")
+        return
+    path = result.export_best(out / f"{name}_schedule_for_{total_steps}.json", total_steps=total_steps)
+    model = result.loss_model()
+    held = "none (one run length)" if model.holdout_error is None else f"{model.holdout_error:.1%}"
+    print(f"schedule for {total_steps} steps: {choice.schedule.describe()} -> {path}\n"
+          f"   predicted final {choice.predicted.value:.4g} +/- {choice.predicted.std:.2g} "
+          f"({model.describe()['law']} law on {model.n_curves} runs; its held-out error {held})")
+
+
+def _write_report(result, out: Path, name: str, k: int, target_steps: int | None = None) -> None:  # noqa: ANN001
     out.mkdir(parents=True, exist_ok=True)
     print(result.table(k, include_pruned=True))
     counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts().items()))
@@ -129,6 +143,8 @@ def _write_report(result, out: Path, name: str, k: int) -> None:  # noqa: ANN001
     result.plot_schedules(k).savefig(out / f"{name}_top_schedules.png", dpi=100)
     result.plot_history().savefig(out / f"{name}_history.png", dpi=100)
     print(f"best schedule: {result.best_schedule.describe()} -> {best}")
+    if target_steps:
+        _write_transfer(result, out, name, target_steps)
     print(f"plots: {out / f'{name}_top_schedules.png'}, {out / f'{name}_history.png'}")
 
 
@@ -175,11 +191,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"\n2. search: study {args.study!r} in {_safe(storage)} "
           f"({result.study.user_attrs.get('seeds_enqueued', 0)} seed trials from the range test; "
           f"{result.spent:.2f} full runs of training spent, range test included)\n")
-    _write_report(result, out, args.study, 10)
+    target = args.target_steps or 10 * task.full_steps()
+    _write_report(result, out, args.study, 10, target)
     best = result.best_schedule
-    print(f"\n3. reuse the best schedule for a run 10x longer:\n"
-          f"   schedule = lrsearch.Schedule.from_json(open('{out / f'{args.study}_best_schedule.json'}').read())\n"
-          f"   scheduler = schedule.build(optimizer, total_steps=10 * {task.epochs} * steps_per_epoch)")
+    print(f"\n3. use the schedule chosen for a run of {target} steps (the loss model moved its peak LR):\n"
+          f"   schedule = lrsearch.Schedule.from_json(open('{out / f'{args.study}_schedule_for_{target}.json'}').read())\n"
+          f"   scheduler = schedule.build(optimizer, total_steps={target})")
     print(f"\nopen it in the dashboard:  lrsearch dashboard {_safe(storage)}\n"
           f"   (or: optuna-dashboard {_safe(storage)} --artifact-dir studies/artifacts)")
     print(f"done in {time.perf_counter() - t0:.0f}s; best validation loss {result.best_value:.4f} ({best.family})")
@@ -206,7 +223,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from lrsearch.search import SearchResult
 
     study = _load(_storage_arg(args.storage, args.study or "demo"), args.study)
-    _write_report(SearchResult(study), Path(args.out), study.study_name, args.top)
+    _write_report(SearchResult(study), Path(args.out), study.study_name, args.top, args.target_steps)
     return 0
 
 
@@ -266,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", default="demo", help="study name (default demo)")
     p.add_argument("--storage", help="storage URL, .db or .log path (default studies/<study>.db)")
     p.add_argument("--out", default="studies", help="folder for plots and the best spec")
+    p.add_argument("--target-steps", type=int, help="run length to choose a schedule for (default 10 full runs)")
     _run_flags(p)
     p.set_defaults(func=_cmd_demo)
 
@@ -280,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("storage", nargs="?", help="storage URL, .db or .log path (default studies/demo.db)")
     p.add_argument("--study", help="study name (needed when the storage holds several)")
     p.add_argument("--top", type=int, default=10)
+    p.add_argument("--target-steps", type=int, help="also choose and export the schedule for a run this long")
     p.add_argument("--out", default="studies")
     p.set_defaults(func=_cmd_report)
 
