@@ -19,13 +19,23 @@ def test_demo_runs_end_to_end_and_report_reads_it(tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "--trials", "6", "--epochs", "2", "--quiet"]) == 0
     out = capsys.readouterr().out
-    for text in ("1. range test", "2. search", "| 1 |", "3. reuse the best schedule", "lrsearch dashboard"):
+    for text in ("1. range test", "2. search", "| 1 |", "3. use the schedule chosen for a run of",
+                 "lrsearch dashboard"):
         assert text in out
+    target = 10 * int(out.split("chosen for a run of ")[1].split()[0]) // 10
+    chosen = tmp_path / "studies" / f"demo_schedule_for_{target}.json"
+    if chosen.exists():  # the loss model had enough runs
+        assert json.loads(chosen.read_text())["chosen_for"]["total_steps"] == target
+        assert f"schedule for {target} steps:" in out
+    else:
+        assert f"no schedule for {target} steps:" in out
     for name in ("demo.db", "demo_range_test.png", "demo_best_schedule.json", "demo_top_schedules.png",
                  "demo_history.png"):
         assert (tmp_path / "studies" / name).exists(), name
-    assert main(["report", "studies/demo.db", "--out", "report"]) == 0
-    assert "best schedule" in capsys.readouterr().out and (tmp_path / "report" / "demo_history.png").exists()
+    assert main(["report", "studies/demo.db", "--out", "report", "--target-steps", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "best schedule" in out and (tmp_path / "report" / "demo_history.png").exists()
+    assert "schedule for 1000 steps" in out  # "schedule for ..." or "no schedule for ..."
     assert main(["report", "studies/demo.db", "--study", "nope"]) == 2
     assert "--study must name one of the studies" in capsys.readouterr().err
 
