@@ -39,7 +39,6 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -51,6 +50,8 @@ import lrsearch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tasks import TASKS  # noqa: E402
 from tasks import optimizer_for  # noqa: E402
+
+import runner  # noqa: E402
 
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -106,43 +107,17 @@ def _key(job: tuple) -> str:
     return f"{name}|{family}|{epochs}|{lr!r}|{seed}"
 
 
-class Runner:
-    """Runs jobs (in-process, or in a pool of single-threaded workers), remembering every result;
-    with ``cache`` (a JSON-lines file) results survive an interrupted run."""
+def _row_key(row: dict) -> str:
+    return _key((row["task"], row["family"], row["epochs"], row["lr"], row["seed"]))
 
+
+class Runner(runner.Runner):
     def __init__(self, workers: int, cache: str | None) -> None:
-        self.workers, self.cache = workers, Path(cache) if cache else None
-        self.done: dict[str, dict] = {}
-        self.trained = 0  # runs trained by this invocation (the rest came from the cache)
-        if self.cache and self.cache.exists():
-            for line in self.cache.read_text().splitlines():
-                row = json.loads(line)
-                self.done[_key((row["task"], row["family"], row["epochs"], row["lr"], row["seed"]))] = row
-        self.pool = ProcessPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) \
-            if workers > 1 else None
-
-    def run(self, jobs: list[tuple]) -> None:
-        todo = list(dict.fromkeys(j for j in jobs if _key(j) not in self.done))
-        if not todo:
-            return
-        start = time.perf_counter()
-        print(f"  {len(todo)} runs ...", end="", flush=True)
-        results = self.pool.map(run_one, todo) if self.pool else map(run_one, todo)
-        for job, row in zip(todo, results):
-            self.done[_key(job)] = row
-            self.trained += 1
-            if self.cache:
-                with self.cache.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-        print(f" {time.perf_counter() - start:.0f} s", flush=True)
+        super().__init__(run_one, _key, _row_key, workers, cache)
 
     def loss(self, job: tuple) -> float:
-        value = self.done[_key(job)]["final"]
+        value = self.row(job)["final"]
         return math.inf if value is None else value
-
-    def close(self) -> None:
-        if self.pool:
-            self.pool.shutdown()
 
 
 # -------------------------------------------------------------------------------------- analysis
