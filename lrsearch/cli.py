@@ -129,7 +129,9 @@ def _write_transfer(result, out: Path, name: str, total_steps: int) -> None:  # 
     path = result.export_best(out / f"{name}_schedule_for_{total_steps}.json", total_steps=total_steps)
     model = result.loss_model()
     held = "none (one run length)" if model.holdout_error is None else f"{model.holdout_error:.1%}"
-    print(f"schedule for {total_steps} steps: {choice.schedule.describe()} -> {path}\n"
+    how = ("the loss law ranked the top runs and moved the peak LR" if choice.by == "law" else
+           f"trial {choice.source_trial}'s schedule, peak LR moved by the rule (the law missed its held-out check)")
+    print(f"schedule for {total_steps} steps: {choice.schedule.describe()} -> {path}\n   {how}\n"
           f"   predicted final {choice.predicted.value:.4g} +/- {choice.predicted.std:.2g} "
           f"({model.describe()['law']} law on {model.n_curves} runs; its held-out error {held})")
 

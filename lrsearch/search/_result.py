@@ -21,7 +21,9 @@ from lrsearch.search._fidelity import spent
 from lrsearch.search._fidelity import trial_cost
 from lrsearch.search._fidelity import trial_fraction
 from lrsearch.search._transfer import Choice
+from lrsearch.search._transfer import by_rule
 from lrsearch.search._transfer import choose
+from lrsearch.search._transfer import trusted
 from lrsearch.search._transfer import study_curves
 
 
@@ -181,23 +183,33 @@ class SearchResult:
             return Prediction(-pred.value, pred.std)
         return pred
 
-    def choice_for(self, total_steps: int) -> Choice:
-        """``schedule_for`` with its prediction and origin (trial, its peak LR, the LR shift)."""
+    def choice_for(self, total_steps: int, law: bool | None = None) -> Choice:
+        """``schedule_for`` with its prediction and origin (``by``, trial, its peak LR, the shift)."""
         total_steps = check_int("total_steps", total_steps, low=1)
+        if law not in (None, True, False):
+            raise ValueError(f"law must be None, True or False but got {law!r}.")
+        model = self.loss_model()
         rungs = self.study.user_attrs.get("rungs")
-        shift = rungs.get("lr_shift", LR_SHIFT) if isinstance(rungs, dict) else LR_SHIFT
-        picked = choose(self.study, self.loss_model(), total_steps, float(shift))
+        shift = float(rungs.get("lr_shift", LR_SHIFT) if isinstance(rungs, dict) else LR_SHIFT)
+        use_law = trusted(model) if law is None else law
+        picked = (choose if use_law else by_rule)(self.study, model, total_steps, shift)
         if picked is None:
             raise ValueError(f"study {self.study.study_name!r} has no completed trial with a predictable schedule.")
         return picked
 
-    def schedule_for(self, total_steps: int) -> Schedule:
-        """The best schedule for a run of ``total_steps`` optimizer steps, by the loss model: every
-        completed trial's schedule with its peak LR moved to the model's best at that length; the
-        one with the lowest predicted final value (so the family is the model's choice too)."""
-        return self.choice_for(total_steps).schedule
+    def schedule_for(self, total_steps: int, law: bool | None = None) -> Schedule:
+        """The best schedule for a run of ``total_steps`` optimizer steps.
 
-    def export_best(self, path: str | Path, total_steps: int | None = None) -> Path:
+        By the loss law (``law=True``): every top completed run's schedule with its peak LR moved
+        to the law's best at that length, and the one with the lowest predicted final value (so the
+        law picks the family too). By the rule (``law=False``): the best run of the longest length,
+        its peak LR times ``(total_steps / its steps) ** -lr_shift`` (``Rungs.lr_shift``, measured).
+        ``None`` (default): the law when it passed its held-out check (it predicted the longest runs
+        from the shorter ones within 2%), else the rule. ``choice_for`` says which was used.
+        """
+        return self.choice_for(total_steps, law).schedule
+
+    def export_best(self, path: str | Path, total_steps: int | None = None, law: bool | None = None) -> Path:
         """Write the best schedule's spec as JSON; ``Schedule.from_json`` rebuilds it. With
         ``total_steps``, the schedule chosen for that run length (``schedule_for``), the spec's
         ``chosen_for`` recording the length, the predicted value and the model's error estimate."""
@@ -205,7 +217,7 @@ class SearchResult:
         if total_steps is None:
             data = self.best_schedule.to_dict()
         else:
-            choice = self.choice_for(total_steps)
+            choice = self.choice_for(total_steps, law)
             data = {**choice.schedule.to_dict(), "chosen_for": choice.record(self.loss_model())}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2) + "\n")

@@ -128,12 +128,13 @@ class Choice:
     source_trial: int
     source_lr: float
     lr_shift: float | None
+    by: str = "law"  # "law": ranked and LR moved by the loss law; "rule": the best run, LR by the rule
 
     def record(self, model: LossModel) -> dict[str, Any]:
         """The ``chosen_for`` entry of an exported spec."""
-        return {"total_steps": self.total_steps, "predicted": self.predicted.value, "std": self.predicted.std,
-                "source_trial": self.source_trial, "lr_shift": self.lr_shift, "law": model.describe()["law"],
-                "holdout_error": model.holdout_error}
+        return {"total_steps": self.total_steps, "by": self.by, "predicted": self.predicted.value,
+                "std": self.predicted.std, "source_trial": self.source_trial, "lr_shift": self.lr_shift,
+                "law": model.describe()["law"], "holdout_error": model.holdout_error}
 
 
 def candidates(study: optuna.Study, share: float = 0.25, least: int = 3) -> list[optuna.trial.FrozenTrial]:
@@ -148,6 +149,22 @@ def candidates(study: optuna.Study, share: float = 0.25, least: int = 3) -> list
     longest = max(trial_fraction(t) for t in done)
     done = sorted((t for t in done if trial_fraction(t) >= longest * 0.98), key=lambda t: sign * t.value)
     return done[:max(least, math.ceil(share * len(done)))]
+
+
+def by_rule(study: optuna.Study, model: LossModel, total_steps: int, lr_shift: float) -> Choice | None:
+    """The best completed run of the longest length, its peak LR moved by ``lr_shift``."""
+    sign = sign_of(study)
+    picked = candidates(study, share=0.0, least=1)
+    if not picked:
+        return None
+    curve = trial_curve(picked[0], sign)
+    if curve is None:  # unreachable: candidates() keeps only trials with a curve
+        return None
+    ran = curve.total_steps
+    lr = curve.schedule.lr * (total_steps / ran) ** -lr_shift
+    pred = model.predict(curve.schedule.replace(lr=lr), total_steps)
+    return Choice(curve.schedule.replace(lr=lr), Prediction(sign * pred.value, pred.std), total_steps,
+                  picked[0].number, curve.schedule.lr, lr_shift if ran != total_steps else None, "rule")
 
 
 def choose(study: optuna.Study, model: LossModel, total_steps: int, lr_shift: float) -> Choice | None:

@@ -56,6 +56,17 @@ def test_schedule_for_a_longer_run_beats_reusing_the_short_best(result: lrsearch
     assert choice.schedule == chosen
     assert choice.predicted.value == pytest.approx(true_loss(chosen, target, at)[0], rel=0.02)
     assert choice.lr_shift is None or choice.lr_shift > -0.5
+    assert choice.by == "law"  # the law passed its held-out check on curves it generated
+
+
+def test_the_rule_moves_the_best_runs_peak_lr(result: lrsearch.SearchResult) -> None:
+    choice = result.choice_for(3 * FULL, law=False)
+    best = result.best_trial
+    assert choice.by == "rule" and choice.source_trial == best.number
+    assert choice.schedule == result.best_schedule.replace(lr=result.best_schedule.lr * 3 ** -0.16)
+    assert result.choice_for(3 * FULL, law=True).by == "law"
+    with pytest.raises(ValueError, match="law must be None, True or False"):
+        result.choice_for(300, law="yes")  # type: ignore[arg-type]
 
 
 def test_predict_and_curves(result: lrsearch.SearchResult) -> None:
