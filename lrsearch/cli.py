@@ -196,7 +196,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     target = args.target_steps or 10 * task.full_steps()
     _write_report(result, out, args.study, 10, target)
     best = result.best_schedule
-    print(f"\n3. use the schedule chosen for a run of {target} steps (the loss model moved its peak LR):\n"
+    print(f"\n3. use the schedule chosen for a run of {target} steps (its peak LR moved for that length):\n"
           f"   schedule = lrsearch.Schedule.from_json(open('{out / f'{args.study}_schedule_for_{target}.json'}').read())\n"
           f"   scheduler = schedule.build(optimizer, total_steps={target})")
     print(f"\nopen it in the dashboard:  lrsearch dashboard {_safe(storage)}\n"

@@ -197,16 +197,24 @@ class LossModel:
         """The value after ``at`` steps (default: the end) of a ``total_steps`` run of ``schedule``."""
         return self.predict_curve(schedule, total_steps, [total_steps if at is None else at])[0]
 
-    def best_lr(self, schedule: Schedule, total_steps: int, points: int = 49) -> tuple[float, Prediction] | None:
+    def best_lr(self, schedule: Schedule, total_steps: int, points: int = 49,
+                within: tuple[float, float] | None = None) -> tuple[float, Prediction] | None:
         """The peak LR that minimises ``schedule``'s predicted final value at ``total_steps`` (its
-        shape kept) and the prediction there; ``None`` when that minimum lies at an edge of the
-        fitted runs' peak LRs (the law would be extrapolating in the LR, where it is weakest)."""
+        shape kept) and the prediction there, searched among the fitted runs' peak LRs (and
+        ``within`` these bounds, if given). ``None`` when the minimum lies at an edge of the fitted
+        runs' peak LRs (the law would be extrapolating in the LR, where it is weakest)."""
         fit = self._require()
-        lrs = np.geomspace(self.lr_span[0], self.lr_span[1], points)
+        span_low, span_high = self.lr_span
+        want_low, want_high = (min(within), max(within)) if within is not None else (0.0, math.inf)
+        low, high = max(span_low, want_low), min(span_high, want_high)
+        if low > high:
+            return None
+        lrs = np.geomspace(low, high, points) if high > low else np.array([low])
         values = [fit.predict(self._eta(schedule.replace(lr=float(lr)), total_steps), np.array([total_steps]))[0]
                   for lr in lrs]
         k = int(np.argmin(values))
-        if k in (0, points - 1):
+        # an optimum on an edge the data set (not the requested bounds) is an extrapolation
+        if (k == 0 and span_low >= want_low) or (k == len(lrs) - 1 and span_high <= want_high):
             return None
         lr = float(lrs[k])
         return lr, self.predict(schedule.replace(lr=lr), total_steps)

@@ -29,6 +29,9 @@ MIN_CURVES = 8  # completed runs before the search fits a model
 #: The search acts on the law (pruning, promotion) only when it predicted the study's longest runs'
 #: final values from the shorter runs within this median relative error (``holdout_error``).
 TRUST = 0.02
+#: The largest exponent by which the law may move a peak LR with the run length (lr ~ T ** -shift):
+#: reported best-LR exponents lie within [0, 0.5] (convex theory: 0.5; our runs: median 0.17).
+MAX_SHIFT = 0.5
 _states = optuna.trial.TrialState
 
 
@@ -183,7 +186,9 @@ def choose(study: optuna.Study, model: LossModel, total_steps: int, lr_shift: fl
             continue
         seen.add(shape)
         ran = curve.total_steps
-        found = model.best_lr(curve.schedule, total_steps)
+        # the peak LR moves against the length, by an exponent between 0 and MAX_SHIFT (the law picks it)
+        lr0 = curve.schedule.lr
+        found = model.best_lr(curve.schedule, total_steps, within=(lr0, lr0 * (total_steps / ran) ** -MAX_SHIFT))
         if found is None:  # the law's optimum is off its data: the default rule moves the LR
             lr = curve.schedule.lr * (total_steps / ran) ** -lr_shift
             found = lr, model.predict(curve.schedule.replace(lr=lr), total_steps)

@@ -99,6 +99,8 @@ def test_best_peak_lr_falls_with_run_length_as_the_law_says() -> None:
     assert long[1].value < short[1].value
     exponent = -math.log(long[0] / short[0]) / math.log(3)
     assert 0.05 < exponent < 0.4  # the generating law's 0.2, up to the 49-point LR grid
+    bounded = model.best_lr(shape, 300, within=(long[0] * 1.5, long[0] * 3))  # the law's best lies below
+    assert bounded is not None and bounded[0] == pytest.approx(long[0] * 1.5)
 
 
 def test_best_lr_at_the_edge_of_the_data_is_not_trusted() -> None:
