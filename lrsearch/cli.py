@@ -123,16 +123,22 @@ def _load(storage: str, study: str | None):  # noqa: ANN202
 def _write_transfer(result, out: Path, name: str, total_steps: int) -> None:  # noqa: ANN001
     try:
         choice = result.choice_for(total_steps)
-    except ValueError as err:  # too few runs for the loss model: say so, keep the report
+    except ValueError as err:  # no completed run to choose from: say so, keep the report
         print(f"no schedule for {total_steps} steps: {err}")
         return
     path = result.export_best(out / f"{name}_schedule_for_{total_steps}.json", total_steps=total_steps)
-    model = result.loss_model()
+    if choice.by == "law":
+        how = "the loss law ranked the top runs and moved the peak LR"
+    else:
+        how = f"trial {choice.source_trial}'s schedule, peak LR moved by the rule (the law is not trusted)"
+    print(f"schedule for {total_steps} steps: {choice.schedule.describe()} -> {path}\n   {how}")
+    try:
+        model = result.loss_model()
+    except ValueError as err:
+        print(f"   no loss law: {err}")
+        return
     held = "none (one run length)" if model.holdout_error is None else f"{model.holdout_error:.1%}"
-    how = ("the loss law ranked the top runs and moved the peak LR" if choice.by == "law" else
-           f"trial {choice.source_trial}'s schedule, peak LR moved by the rule (the law missed its held-out check)")
-    print(f"schedule for {total_steps} steps: {choice.schedule.describe()} -> {path}\n   {how}\n"
-          f"   predicted final {choice.predicted.value:.4g} +/- {choice.predicted.std:.2g} "
+    print(f"   predicted final {choice.predicted.value:.4g} +/- {choice.predicted.std:.2g} "
           f"({model.describe()['law']} law on {model.n_curves} runs; its held-out error {held})")
 
 
@@ -196,7 +202,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     target = args.target_steps or 10 * task.full_steps()
     _write_report(result, out, args.study, 10, target)
     best = result.best_schedule
-    print(f"\n3. use the schedule chosen for a run of {target} steps (its peak LR moved for that length):\n"
+    print(f"\n3. use the schedule chosen for a run of {target} steps (peak LR moved for that length):\n"
           f"   schedule = lrsearch.Schedule.from_json(open('{out / f'{args.study}_schedule_for_{target}.json'}').read())\n"
           f"   scheduler = schedule.build(optimizer, total_steps={target})")
     print(f"\nopen it in the dashboard:  lrsearch dashboard {_safe(storage)}\n"

@@ -18,8 +18,8 @@ the run, with fewer than ``n_startup_trials`` peers, or when the trial's anneal 
 peer's (the fit would be an extrapolation). Each decision's numbers are kept for the
 ``prune_reason`` user attr. A non-finite value is pruned at once.
 
-Once the study's loss law is fitted (``use_model``), the forecast is the law's instead (see
-``lrsearch.search._transfer.forecast``); the peers still set the cut.
+Once the study's loss law is fitted and has passed its held-out check (``use_model``), the
+forecast is the law's instead (``lrsearch.search._transfer.forecast``); the peers still set the cut.
 """
 
 from __future__ import annotations
@@ -66,9 +66,10 @@ class ForecastPruner(optuna.pruners.BasePruner):
         n_startup_trials: Completed peers needed before any pruning.
         min_fraction: No pruning before this fraction of the run.
         use_model: Once the study's loss law is fitted (``lrsearch.lossmodel``, from 8 completed
-            runs), forecast with it instead: the law's final value for the trial's own schedule
-            and run length, shifted by the trial's distance from the law at its last evaluation;
-            its standard deviation is the margin's unit.
+            runs) and has passed its held-out check (``SearchResult.loss_model``), forecast with
+            it instead: the law's final value for the trial's own schedule and run length,
+            shifted by the trial's distance from the law at its last evaluation; its standard
+            deviation is the margin's unit.
     """
 
     def __init__(self, percentile: float = 50.0, margin: float = 1.0, n_startup_trials: int = 4,

@@ -188,7 +188,12 @@ class SearchResult:
         total_steps = check_int("total_steps", total_steps, low=1)
         if law not in (None, True, False):
             raise ValueError(f"law must be None, True or False but got {law!r}.")
-        model = self.loss_model()
+        try:
+            model: LossModel | None = self.loss_model()
+        except ValueError:  # too few runs for a law: the rule still chooses
+            if law:
+                raise
+            model = None
         rungs = self.study.user_attrs.get("rungs")
         shift = float(rungs.get("lr_shift", LR_SHIFT) if isinstance(rungs, dict) else LR_SHIFT)
         use_law = trusted(model) if law is None else law
@@ -218,7 +223,7 @@ class SearchResult:
             data = self.best_schedule.to_dict()
         else:
             choice = self.choice_for(total_steps, law)
-            data = {**choice.schedule.to_dict(), "chosen_for": choice.record(self.loss_model())}
+            data = {**choice.schedule.to_dict(), "chosen_for": choice.record(self._model[1] if self._model else None)}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2) + "\n")
         return path

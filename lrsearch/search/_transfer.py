@@ -133,11 +133,14 @@ class Choice:
     lr_shift: float | None
     by: str = "law"  # "law": ranked and LR moved by the loss law; "rule": the best run, LR by the rule
 
-    def record(self, model: LossModel) -> dict[str, Any]:
-        """The ``chosen_for`` entry of an exported spec."""
-        return {"total_steps": self.total_steps, "by": self.by, "predicted": self.predicted.value,
-                "std": self.predicted.std, "source_trial": self.source_trial, "lr_shift": self.lr_shift,
-                "law": model.describe()["law"], "holdout_error": model.holdout_error}
+    def record(self, model: LossModel | None) -> dict[str, Any]:
+        """The ``chosen_for`` entry of an exported spec (no prediction without a fitted model)."""
+        out: dict[str, Any] = {"total_steps": self.total_steps, "by": self.by, "source_trial": self.source_trial,
+                               "lr_shift": self.lr_shift}
+        if model is not None:
+            out.update(predicted=self.predicted.value, std=self.predicted.std, law=model.describe()["law"],
+                       holdout_error=model.holdout_error)
+        return out
 
 
 def candidates(study: optuna.Study, share: float = 0.25, least: int = 3) -> list[optuna.trial.FrozenTrial]:
@@ -154,8 +157,9 @@ def candidates(study: optuna.Study, share: float = 0.25, least: int = 3) -> list
     return done[:max(least, math.ceil(share * len(done)))]
 
 
-def by_rule(study: optuna.Study, model: LossModel, total_steps: int, lr_shift: float) -> Choice | None:
-    """The best completed run of the longest length, its peak LR moved by ``lr_shift``."""
+def by_rule(study: optuna.Study, model: LossModel | None, total_steps: int, lr_shift: float) -> Choice | None:
+    """The best completed run of the longest length, its peak LR moved by ``lr_shift`` (predicted
+    by ``model`` if there is one; NaN without)."""
     sign = sign_of(study)
     picked = candidates(study, share=0.0, least=1)
     if not picked:
@@ -165,7 +169,8 @@ def by_rule(study: optuna.Study, model: LossModel, total_steps: int, lr_shift: f
         return None
     ran = curve.total_steps
     lr = curve.schedule.lr * (total_steps / ran) ** -lr_shift
-    pred = model.predict(curve.schedule.replace(lr=lr), total_steps)
+    pred = model.predict(curve.schedule.replace(lr=lr), total_steps) if model is not None else Prediction(
+        math.nan, math.nan)
     return Choice(curve.schedule.replace(lr=lr), Prediction(sign * pred.value, pred.std), total_steps,
                   picked[0].number, curve.schedule.lr, lr_shift if ran != total_steps else None, "rule")
 

@@ -157,3 +157,17 @@ def test_promotion_ranks_short_runs_by_their_predicted_full_length_value() -> No
         assert key(t) == pytest.approx(model.predict(Schedule.from_dict(t.user_attrs["schedule"]), FULL).value)
     plain = Budget(Rungs(), budget=None, use_model=False)._rank_key(study, trials)
     assert all(plain(t) == t.value for t in trials)
+
+
+def test_the_rule_chooses_even_without_enough_runs_for_a_law(tmp_path) -> None:  # noqa: ANN001
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    _add(study, Schedule("cosine", lr=0.08, warmup={"frac": 0.05}), FULL // 3)
+    result = lrsearch.SearchResult(study)
+    choice = result.choice_for(FULL)
+    assert choice.by == "rule" and choice.schedule.lr == pytest.approx(0.08 * (FULL / (FULL // 3)) ** -0.16)
+    data = json.loads(result.export_best(tmp_path / "s.json", total_steps=FULL).read_text())
+    assert data["chosen_for"] == {"total_steps": FULL, "by": "rule", "source_trial": 0, "lr_shift": 0.16}
+    with pytest.raises(ValueError, match="at least 4 runs"):
+        result.choice_for(FULL, law=True)
+    with pytest.raises(ValueError, match="no completed trial"):
+        lrsearch.SearchResult(optuna.create_study(storage=optuna.storages.InMemoryStorage())).choice_for(FULL)
