@@ -120,22 +120,14 @@ def _load(storage: str, study: str | None):  # noqa: ANN202
     return optuna.load_study(study_name=study, storage=store)
 
 
-def _write_transfer(result, out: Path, name: str, total_steps: int) -> None:  # noqa: ANN001
-    try:
-        choice = result.choice_for(total_steps)
-    except ValueError as err:  # no completed run to choose from: say so, keep the report
-        print(f"no schedule for {total_steps} steps: {err}")
-        return
-    path = result.export_best(out / f"{name}_schedule_for_{total_steps}.json", total_steps=total_steps)
-    if choice.by == "law":
-        how = "the loss law ranked the top runs and moved the peak LR"
-    else:
-        how = f"trial {choice.source_trial}'s schedule, peak LR moved by the rule (the law is not trusted)"
-    print(f"schedule for {total_steps} steps: {choice.schedule.describe()} -> {path}\n   {how}")
-    try:
+def _write_transfer(result, out: Path, name: str, steps: int) -> None:  # noqa: ANN001
+    try:  # the rule needs one completed run; the law, four
+        choice = result.choice_for(steps)
+        path = result.export_best(out / f"{name}_schedule_for_{steps}.json", total_steps=steps)
+        print(f"schedule for {steps} steps: {choice.schedule.describe()} -> {path}\n   {choice.how}")
         model = result.loss_model()
     except ValueError as err:
-        print(f"   no loss law: {err}")
+        print(f"   no schedule or law for {steps} steps: {err}")
         return
     held = "none (one run length)" if model.holdout_error is None else f"{model.holdout_error:.1%}"
     print(f"   predicted final {choice.predicted.value:.4g} +/- {choice.predicted.std:.2g} "
@@ -199,15 +191,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"\n2. search: study {args.study!r} in {_safe(storage)} "
           f"({result.study.user_attrs.get('seeds_enqueued', 0)} seed trials from the range test; "
           f"{result.spent:.2f} full runs of training spent, range test included)\n")
-    target = args.target_steps or 10 * task.full_steps()
-    _write_report(result, out, args.study, 10, target)
-    best = result.best_schedule
+    _write_report(result, out, args.study, 10, target := args.target_steps or 10 * task.full_steps())
+    spec = out / f"{args.study}_schedule_for_{target}.json"
     print(f"\n3. use the schedule chosen for a run of {target} steps (peak LR moved for that length):\n"
-          f"   schedule = lrsearch.Schedule.from_json(open('{out / f'{args.study}_schedule_for_{target}.json'}').read())\n"
+          f"   schedule = lrsearch.Schedule.from_json(open('{spec}').read())\n"
           f"   scheduler = schedule.build(optimizer, total_steps={target})")
     print(f"\nopen it in the dashboard:  lrsearch dashboard {_safe(storage)}\n"
           f"   (or: optuna-dashboard {_safe(storage)} --artifact-dir studies/artifacts)")
-    print(f"done in {time.perf_counter() - t0:.0f}s; best validation loss {result.best_value:.4f} ({best.family})")
+    print(f"done in {time.perf_counter() - t0:.0f}s; best validation loss {result.best_value:.4f} "
+          f"({result.best_schedule.family})")
     return 0
 
 

@@ -133,6 +133,13 @@ class Choice:
     lr_shift: float | None
     by: str = "law"  # "law": ranked and LR moved by the loss law; "rule": the best run, LR by the rule
 
+    @property
+    def how(self) -> str:
+        """How the choice was made, in words."""
+        if self.by == "law":
+            return f"the loss law ranked the top runs and moved trial {self.source_trial}'s peak LR"
+        return f"trial {self.source_trial}'s schedule, peak LR moved by the rule (the law is not trusted)"
+
     def record(self, model: LossModel | None) -> dict[str, Any]:
         """The ``chosen_for`` entry of an exported spec (no prediction without a fitted model)."""
         out: dict[str, Any] = {"total_steps": self.total_steps, "by": self.by, "source_trial": self.source_trial,

@@ -28,14 +28,14 @@ def test_demo_runs_end_to_end_and_report_reads_it(tmp_path, monkeypatch, capsys)
         assert json.loads(chosen.read_text())["chosen_for"]["total_steps"] == target
         assert f"schedule for {target} steps:" in out
     else:
-        assert f"no schedule for {target} steps:" in out
+        assert f"no schedule or law for {target} steps:" in out
     for name in ("demo.db", "demo_range_test.png", "demo_best_schedule.json", "demo_top_schedules.png",
                  "demo_history.png"):
         assert (tmp_path / "studies" / name).exists(), name
     assert main(["report", "studies/demo.db", "--out", "report", "--target-steps", "1000"]) == 0
     out = capsys.readouterr().out
     assert "best schedule" in out and (tmp_path / "report" / "demo_history.png").exists()
-    assert "schedule for 1000 steps" in out  # "schedule for ..." or "no schedule for ..."
+    assert "for 1000 steps" in out  # "schedule for ..." or "no schedule or law for ..."
     assert main(["report", "studies/demo.db", "--study", "nope"]) == 2
     assert "--study must name one of the studies" in capsys.readouterr().err
 
