@@ -113,7 +113,8 @@ class ForecastPruner(optuna.pruners.BasePruner):
         sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
         xs, drops, finals = [], [], []
         # the trial list Optuna cached when this trial started, as its own pruners read it
-        for peer in study._get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,), use_cache=True):
+        cached = study._get_trials(deepcopy=False, use_cache=True)
+        for peer in (t for t in cached if t.state == optuna.trial.TrialState.COMPLETE):
             v = peer.intermediate_values.get(step)
             if (v is None or peer.value is None or not math.isfinite(v) or not math.isfinite(peer.value)
                     or peer.user_attrs.get("n_evals") != n_evals or not same_length(peer, trial)):
@@ -136,7 +137,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         sigma = float(math.sqrt(float(np.sum(resid ** 2)) / dof))
         forecast = sign * value + a + b * mine
         how = f"anneal left {mine:.2f}, {len(xs)} peers"
-        model = study_model(study) if self.use_model else None
+        model = study_model(study, cached) if self.use_model else None
         by_law = law_forecast(model, trial, sign) if model is not None else None
         if by_law is not None:  # the loss law's forecast for this very schedule, when fitted
             forecast, sigma = by_law
