@@ -163,10 +163,6 @@ class LossModel:
 
     # --------------------------------------------------------------------------------- predicting
 
-    @property
-    def fitted(self) -> bool:
-        return self.fit_ is not None
-
     def _require(self) -> LawFit:
         if self.fit_ is None:
             raise ValueError("the model must be fitted first: call fit(curves).")
