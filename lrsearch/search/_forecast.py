@@ -35,6 +35,7 @@ from lrsearch.schedules import Schedule
 from lrsearch.search._fidelity import same_length
 from lrsearch.search._pruning import _NOMINAL_STEPS
 from lrsearch.search._transfer import forecast as law_forecast
+from lrsearch.search._transfer import sign_of
 from lrsearch.search._transfer import study_model
 
 
@@ -110,7 +111,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         mine = self._anneal_left(study, trial, done)
         if mine is None:
             return False
-        sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        sign = sign_of(study)
         xs, drops, finals = [], [], []
         # the trial list Optuna cached when this trial started, as its own pruners read it
         cached = study._get_trials(deepcopy=False, use_cache=True)

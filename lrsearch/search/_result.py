@@ -23,6 +23,7 @@ from lrsearch.search._fidelity import trial_fraction
 from lrsearch.search._transfer import Choice
 from lrsearch.search._transfer import by_rule
 from lrsearch.search._transfer import choose
+from lrsearch.search._transfer import sign_of
 from lrsearch.search._transfer import trusted
 from lrsearch.search._transfer import study_curves
 
@@ -179,9 +180,7 @@ class SearchResult:
         """``schedule``'s predicted final value for a run of ``total_steps`` optimizer steps, with
         its standard deviation (the study's direction kept: a maximized metric comes back as is)."""
         pred = self.loss_model().predict(schedule, total_steps)
-        if self.study.direction == optuna.study.StudyDirection.MAXIMIZE:
-            return Prediction(-pred.value, pred.std)
-        return pred
+        return Prediction(sign_of(self.study) * pred.value, pred.std)
 
     def choice_for(self, total_steps: int, law: bool | None = None) -> Choice:
         """``schedule_for`` with its prediction and origin (``by``, trial, its peak LR, the shift)."""

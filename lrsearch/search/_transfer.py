@@ -150,65 +150,60 @@ class Choice:
         return out
 
 
-def candidates(study: optuna.Study, share: float = 0.25, least: int = 3) -> list[optuna.trial.FrozenTrial]:
-    """The completed runs of the longest length the study ran, best first: the top ``share`` (at
-    least ``least``). The law re-ranks these and moves their LR; it does not pick a schedule the
-    runs themselves ranked low (its errors are largest far from the best)."""
+def candidates(study: optuna.Study, share: float = 0.25,
+               least: int = 3) -> list[tuple[optuna.trial.FrozenTrial, Curve]]:
+    """The completed runs of the longest length the study ran and their curves, best first: the top
+    ``share`` (at least ``least``). The law re-ranks these and moves their LR; it does not pick a
+    schedule the runs themselves ranked low (its errors are largest far from the best)."""
     sign = sign_of(study)
-    done = [t for t in study.get_trials(deepcopy=False, states=(_states.COMPLETE,))
-            if t.value is not None and math.isfinite(t.value) and trial_curve(t, sign) is not None]
+    done = [(t, c) for t in study.get_trials(deepcopy=False, states=(_states.COMPLETE,))
+            if t.value is not None and math.isfinite(t.value) and (c := trial_curve(t, sign)) is not None]
     if not done:
         return []
-    longest = max(trial_fraction(t) for t in done)
-    done = sorted((t for t in done if trial_fraction(t) >= longest * 0.98), key=lambda t: sign * t.value)
+    longest = max(trial_fraction(t) for t, _ in done)
+    done = sorted(((t, c) for t, c in done if trial_fraction(t) >= longest * 0.98), key=lambda tc: sign * tc[0].value)
     return done[:max(least, math.ceil(share * len(done)))]
+
+
+def _by_shift(curve: Curve, total_steps: int, lr_shift: float) -> float:
+    return curve.schedule.lr * (total_steps / curve.total_steps) ** -lr_shift
 
 
 def by_rule(study: optuna.Study, model: LossModel | None, total_steps: int, lr_shift: float) -> Choice | None:
     """The best completed run of the longest length, its peak LR moved by ``lr_shift`` (predicted
     by ``model`` if there is one; NaN without)."""
-    sign = sign_of(study)
     picked = candidates(study, share=0.0, least=1)
     if not picked:
         return None
-    curve = trial_curve(picked[0], sign)
-    if curve is None:  # unreachable: candidates() keeps only trials with a curve
-        return None
-    ran = curve.total_steps
-    lr = curve.schedule.lr * (total_steps / ran) ** -lr_shift
+    trial, curve = picked[0]
+    lr = _by_shift(curve, total_steps, lr_shift)
     pred = model.predict(curve.schedule.replace(lr=lr), total_steps) if model is not None else Prediction(
         math.nan, math.nan)
-    return Choice(curve.schedule.replace(lr=lr), Prediction(sign * pred.value, pred.std), total_steps,
-                  picked[0].number, curve.schedule.lr, lr_shift if ran != total_steps else None, "rule")
+    return Choice(curve.schedule.replace(lr=lr), Prediction(sign_of(study) * pred.value, pred.std), total_steps,
+                  trial.number, curve.schedule.lr, lr_shift if curve.total_steps != total_steps else None, "rule")
 
 
 def choose(study: optuna.Study, model: LossModel, total_steps: int, lr_shift: float) -> Choice | None:
-    """The schedule with the lowest predicted final value at ``total_steps``: every completed
-    trial's schedule (its family and shape kept) with its peak LR moved to the model's best, or by
-    ``lr_shift`` (``lr * (total_steps / ran) ** -lr_shift``) where the law's best is off its data."""
+    """The schedule with the lowest predicted final value at ``total_steps`` (in the model's sign:
+    the best for a maximized metric too): each top run's schedule (its family and shape kept) with
+    its peak LR moved to the model's best, or by ``lr_shift`` where the law's best is off its data."""
     sign = sign_of(study)
-    best: Choice | None = None
+    best: tuple[float, Choice] | None = None
     seen: set[str] = set()
-    for t in candidates(study):
-        curve = trial_curve(t, sign)
-        if curve is None:
-            continue
+    for t, curve in candidates(study):
         shape = curve.schedule.replace(lr=1.0).to_json()
         if shape in seen:
             continue
         seen.add(shape)
-        ran = curve.total_steps
+        ran, lr0 = curve.total_steps, curve.schedule.lr
         # the peak LR moves against the length, by an exponent between 0 and MAX_SHIFT (the law picks it)
-        lr0 = curve.schedule.lr
         found = model.best_lr(curve.schedule, total_steps, within=(lr0, lr0 * (total_steps / ran) ** -MAX_SHIFT))
         if found is None:  # the law's optimum is off its data: the default rule moves the LR
-            lr = curve.schedule.lr * (total_steps / ran) ** -lr_shift
+            lr = _by_shift(curve, total_steps, lr_shift)
             found = lr, model.predict(curve.schedule.replace(lr=lr), total_steps)
         lr, pred = found
-        if best is None or pred.value < best.predicted.value:
-            shift = None
-            if ran != total_steps and curve.schedule.lr > 0:
-                shift = -math.log(lr / curve.schedule.lr) / math.log(total_steps / ran)
-            best = Choice(curve.schedule.replace(lr=lr), Prediction(sign * pred.value, pred.std), total_steps,
-                          t.number, curve.schedule.lr, shift)
-    return best
+        if best is None or pred.value < best[0]:
+            shift = -math.log(lr / lr0) / math.log(total_steps / ran) if ran != total_steps and lr0 > 0 else None
+            best = pred.value, Choice(curve.schedule.replace(lr=lr), Prediction(sign * pred.value, pred.std),
+                                      total_steps, t.number, lr0, shift)
+    return None if best is None else best[1]

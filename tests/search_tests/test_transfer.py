@@ -13,6 +13,7 @@ import lrsearch
 from lrsearch import Schedule
 from lrsearch.search._fidelity import Budget
 from lrsearch.search._fidelity import Rungs
+from lrsearch.search._transfer import choose
 from lrsearch.search._transfer import study_model
 from tests.lossmodel_tests.test_lossmodel import N_EVALS
 from tests.lossmodel_tests.test_lossmodel import true_loss
@@ -103,7 +104,8 @@ def test_a_maximized_metric_comes_back_in_its_own_sign() -> None:
 
 def _add(study: optuna.Study, schedule: Schedule, steps: int = FULL, factor: float = 1.0) -> None:
     evals = np.array([round((k + 1) * steps / N_EVALS) for k in range(N_EVALS)])
-    values = factor * true_loss(schedule, steps, evals)
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    values = sign * factor * true_loss(schedule, steps, evals)
     study.add_trial(optuna.trial.create_trial(
         value=float(values[-1]), intermediate_values={k: float(v) for k, v in enumerate(values)}, params={},
         distributions={}, user_attrs={"schedule": schedule.to_dict(), "n_evals": N_EVALS, "run_steps": steps,
@@ -117,6 +119,34 @@ def _peers(study: optuna.Study, noise: float = 0.0) -> None:
         for family in ("cosine", "wsd", "linear", "constant"):
             for lr in (0.06, 0.08, 0.1):
                 _add(study, Schedule(family, lr=lr, warmup={"frac": 0.05}), steps, 1 + noise * rng.standard_normal())
+
+
+def test_the_law_picks_the_same_schedule_for_a_maximized_metric() -> None:
+    picks = []
+    for direction in ("minimize", "maximize"):
+        study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), direction=direction)
+        _peers(study)  # the same runs; a maximized study reports the negated loss
+        choice = lrsearch.SearchResult(study).choice_for(3 * FULL, law=True)
+        picks.append((choice.schedule, choice.predicted.value))
+    assert picks[0][0] == picks[1][0]
+    assert picks[1][1] == pytest.approx(-picks[0][1])
+
+
+class _RanksFamilies:
+    """A stand-in law: predicts 1.0 for cosine and 0.5 for any other family (lower is better)."""
+
+    def best_lr(self, schedule: Schedule, total_steps: int, within=None):  # noqa: ANN001, ANN201
+        return schedule.lr, lrsearch.Prediction(1.0 if schedule.family == "cosine" else 0.5, 0.0)
+
+
+def test_choose_takes_the_law_s_lowest_prediction_in_either_direction() -> None:
+    for direction in ("minimize", "maximize"):
+        study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), direction=direction)
+        _add(study, Schedule("cosine", lr=0.08, warmup={"frac": 0.05}), factor=0.5)  # the best observed run
+        _add(study, Schedule("wsd", lr=0.08, warmup={"frac": 0.05}))
+        choice = choose(study, _RanksFamilies(), 3 * FULL, 0.16)  # type: ignore[arg-type]
+        assert choice.schedule.family == "wsd", direction
+        assert choice.predicted.value == (0.5 if direction == "minimize" else -0.5)
 
 
 def test_forecast_pruner_uses_the_law_once_fitted() -> None:
