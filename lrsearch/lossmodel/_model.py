@@ -200,6 +200,7 @@ class LossModel:
         ``within`` these bounds, if given). ``None`` when the minimum lies at an edge of the fitted
         runs' peak LRs (the law would be extrapolating in the LR, where it is weakest)."""
         fit = self._require()
+        points = check_int("points", points, low=2)
         span_low, span_high = self.lr_span
         want_low, want_high = (min(within), max(within)) if within is not None else (0.0, math.inf)
         low, high = max(span_low, want_low), min(span_high, want_high)

@@ -138,6 +138,8 @@ def test_bad_input_names_the_argument() -> None:
         model.predict(Schedule("cosine", lr=0.1), 0)
     with pytest.raises(ValueError, match="steps must be <= total_steps"):
         model.predict_curve(Schedule("cosine", lr=0.1), 100, [50, 101])
+    with pytest.raises(ValueError, match="points"):
+        model.best_lr(Schedule("cosine", lr=0.1), 100, points=1)
     assert not predictable(Schedule("plateau", lr=0.1))
 
 
