@@ -53,6 +53,25 @@ class TensorBatches:
         self.shuffle, self.drop_last, self.seed = bool(shuffle), bool(drop_last), int(seed)
         self.passes = 0
 
+    def state_dict(self) -> dict[str, int]:
+        """The shuffling state, for a checkpoint: the seed and how many passes have begun.
+
+        The next pass draws the permutation of ``seed + passes``; a pass in progress (an iterator
+        already drawing batches) is not part of it.
+        """
+        return {"seed": self.seed, "passes": self.passes}
+
+    def load_state_dict(self, state_dict: Mapping[str, int]) -> None:
+        """Continue from a ``state_dict()``: the next pass is the one that would have come next."""
+        if not isinstance(state_dict, Mapping):
+            raise ValueError(f"state_dict must be a mapping from TensorBatches.state_dict() "
+                             f"but got {type(state_dict).__name__}.")
+        if set(state_dict) != {"seed", "passes"}:
+            raise ValueError(f"state_dict must have the keys 'seed' and 'passes' but got {list(state_dict)}.")
+        seed = check_int("state_dict['seed']", state_dict["seed"])
+        self.passes = check_int("state_dict['passes']", state_dict["passes"], low=0)
+        self.seed = seed
+
     def __len__(self) -> int:
         n = self.tensors[0].shape[0]
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
