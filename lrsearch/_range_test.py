@@ -102,7 +102,18 @@ def lr_find(
     check_every: int | None = None,
     verbose: bool = True,
 ) -> RangeTestResult:
-    """Run an LR range test and leave ``model`` and ``optimizer`` exactly as they were.
+    """Run an LR range test and leave what it touched exactly as it was, even when interrupted.
+
+    Restored bit for bit: the model's parameters, buffers, gradients and train/eval flags; every
+    tensor the optimizer steps, wherever it lives (a loss's learnable temperature, say), with its
+    gradient and ``requires_grad``; ``loss_fn``'s parameters and buffers when it is an ``nn.Module``
+    (a plain function wrapping a module does not expose them); the optimizer's and the scaler's
+    state; torch's (CPU and initialised CUDA), numpy's and python's global RNG; and the position of
+    a ``TensorBatches`` ``train_loader``/``val_loader`` (its next pass is the one it would have been).
+    Other loaders are iterated afresh and not rewound: a ``DataLoader`` shuffling from the global RNG
+    (no ``generator=``) gives the same next epoch, since that RNG is restored; a ``generator`` of your
+    own (on the DataLoader or its sampler) is advanced, as is any state of a custom iterable, its
+    dataset or persistent workers; a list is never changed.
 
     Example:
         >>> result = lrsearch.lr_find(model, opt, torch.nn.functional.cross_entropy, batches)
@@ -176,7 +187,7 @@ def lr_find(
     ladder = start_lr * (end_lr / start_lr) ** frac if step_mode == "exp" else start_lr + (end_lr - start_lr) * frac
     curve = _Curve(smooth_f, diverge_th)
     stop, iterations, skipped = "completed", 0, 0
-    snap = Snapshot(model, optimizer, scaler, snapshot)
+    snap = Snapshot(model, optimizer, scaler, snapshot, loss_fn=loss_fn, loaders=(train_loader, val_loader))
     # even a disabled tqdm costs a fraction of a millisecond to build: only make one when shown
     progress = tqdm(total=num_iter, desc="lr_find", unit="step", leave=False) if verbose else None
     try:

@@ -1,10 +1,12 @@
 """``Snapshot``: everything a range test may change, saved once and restored bit for bit.
 
-Saved: parameters and all buffers (BatchNorm running statistics included) with their gradients,
-each module's train/eval flag, the optimizer's state and param-group settings, a GradScaler's
-state, and the torch (CPU and initialised CUDA devices), numpy and python RNG states. Tensors go to
-CPU memory by default (the GPU copy is not doubled) or to a temporary file (``store="disk"``,
-read back with ``torch.load(weights_only=True)``).
+Saved: the model's and the loss module's parameters and buffers (BatchNorm running statistics
+included) and every tensor the optimizer steps (a loss's temperature, say) with their gradients
+and ``requires_grad`` flags, each module's train/eval flag, the optimizer's state and param-group
+settings, a GradScaler's state, the position of ``TensorBatches`` loaders, and the torch (CPU and
+initialised CUDA devices), numpy and python RNG states. Tensors go to CPU memory by default (the GPU
+copy is not doubled) or to a temporary file (``store="disk"``, read back with
+``torch.load(weights_only=True)``); a tensor shared by several owners is saved once.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from lrsearch._checks import check_choice
+from lrsearch._data import TensorBatches
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -31,7 +34,11 @@ def _to_cpu(obj: Any) -> Any:
 
 
 class Snapshot:
-    """Capture ``model``, ``optimizer`` and RNG state now; ``restore()`` puts them back."""
+    """Capture ``model``, ``optimizer`` and RNG state now; ``restore()`` puts them back.
+
+    ``loss_fn`` is saved too when it is an ``nn.Module``; ``loaders`` that are ``TensorBatches``
+    get their position back (other loaders are left alone).
+    """
 
     def __init__(
         self,
@@ -39,14 +46,24 @@ class Snapshot:
         optimizer: torch.optim.Optimizer,
         scaler: Any = None,
         store: str = "cpu",
+        *,
+        loss_fn: Any = None,
+        loaders: tuple[Any, ...] = (),
     ) -> None:
         check_choice("snapshot", store, ("cpu", "disk"))
+        roots = [model, loss_fn] if isinstance(loss_fn, torch.nn.Module) else [model]
         unique: dict[int, torch.Tensor] = {}
-        for t in [*model.parameters(), *model.buffers()]:
-            unique.setdefault(id(t), t)  # tied weights are saved once
+        for root in roots:
+            for t in [*root.parameters(), *root.buffers()]:
+                unique.setdefault(id(t), t)  # tied weights are saved once
+        for group in optimizer.param_groups:  # what the optimizer steps outside the modules
+            for t in group["params"]:
+                unique.setdefault(id(t), t)
         self._tensors = list(unique.values())
+        self._requires_grad = [t.requires_grad for t in self._tensors]
         self._model, self._optimizer, self._scaler = model, optimizer, scaler
-        self._modes = [(m, m.training) for m in model.modules()]
+        self._modes = [(m, m.training) for root in roots for m in root.modules()]
+        self._loaders = [(b, b.state_dict()) for b in loaders if isinstance(b, TensorBatches)]
         data = {
             "values": [t.detach().to("cpu", copy=True) for t in self._tensors],
             "grads": [None if t.grad is None else t.grad.detach().to("cpu", copy=True) for t in self._tensors],
@@ -73,7 +90,9 @@ class Snapshot:
         try:
             data = self._data if self._data is not None else torch.load(self._path, weights_only=True)
             with torch.no_grad():
-                for t, value, grad in zip(self._tensors, data["values"], data["grads"]):
+                for t, value, grad, flag in zip(self._tensors, data["values"], data["grads"], self._requires_grad):
+                    if t.requires_grad != flag:
+                        t.requires_grad_(flag)
                     t.copy_(value)
                     if grad is None:
                         t.grad = None
@@ -86,6 +105,8 @@ class Snapshot:
                 module.training = mode
             if self._scaler is not None:
                 self._scaler.load_state_dict(self._scaler_state)
+            for batches, state in self._loaders:
+                batches.load_state_dict(state)
             py, np_state, torch_state, cuda_states = self._rng
             random.setstate(py)
             np.random.set_state(np_state)
