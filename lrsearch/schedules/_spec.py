@@ -17,7 +17,11 @@ from typing import Any
 import numpy as np
 
 from lrsearch._checks import check_float
-from lrsearch._checks import check_int
+from lrsearch._checks import show
+from lrsearch.schedules._grid import curve_length
+from lrsearch.schedules._grid import step_and_total
+from lrsearch.schedules._grid import steps_array
+from lrsearch.schedules._grid import total_of
 from lrsearch.schedules._registry import Family
 from lrsearch.schedules._registry import get_family
 from lrsearch.schedules._warmup import WARMUP_PARAMS
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 
 
 SPEC_VERSION = 1
+_CHUNK = 2**16  # steps evaluated at once, so that temporaries stay small on long step arrays
 _TOP_KEYS = ("version", "family", "lr", "params", "warmup", "chosen_for")
 # ``chosen_for`` is a note, not part of the schedule: the run length an exported spec was chosen
 # for and what the loss model predicted there (``SearchResult.export_best(total_steps=...)``).
@@ -44,7 +49,7 @@ def _normalise(
     if given is None:
         given = {}
     if not isinstance(given, Mapping):
-        raise ValueError(f"{where} must be a dict but got {given!r}.")
+        raise ValueError(f"{where} must be a dict but got {show(given)}.")
     for key in given:
         if key not in specs:
             expected = ", ".join(specs) or "no parameters"
@@ -144,17 +149,17 @@ class Schedule:
     def from_dict(cls, data: Any) -> Schedule:
         """Rebuild a schedule from ``to_dict()`` output (JSON-decoded or not)."""
         if not isinstance(data, Mapping):
-            raise ValueError(f"a schedule spec must be a dict but got {data!r}.")
+            raise ValueError(f"a schedule spec must be a dict but got {show(data)}.")
         unknown = [k for k in data if k not in _TOP_KEYS]
         if unknown:
             raise ValueError(
                 f"a schedule spec has an unknown key {unknown[0]!r}; expected {', '.join(_TOP_KEYS)}."
             )
         if not isinstance(data.get("chosen_for", {}), Mapping):
-            raise ValueError(f"chosen_for must be a dict but got {data['chosen_for']!r}.")
+            raise ValueError(f"chosen_for must be a dict but got {show(data['chosen_for'])}.")
         version = data.get("version", SPEC_VERSION)
         if version != SPEC_VERSION or isinstance(version, bool):
-            raise ValueError(f"version must be {SPEC_VERSION} but got {version!r}.")
+            raise ValueError(f"version must be {SPEC_VERSION} but got {show(version)}.")
         if "family" not in data:
             raise ValueError("a schedule spec must have the key 'family'.")
         kwargs = {k: data[k] for k in ("lr", "params", "warmup") if k in data}
@@ -166,10 +171,13 @@ class Schedule:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Schedule:
-        """Parse ``to_json`` output; malformed JSON raises ``ValueError``."""
+        """Parse ``to_json`` output; malformed JSON (or nested past Python's recursion limit, or
+        with an integer of more than 4300 digits) raises ``ValueError``."""
         try:
             data = json.loads(text)
-        except (TypeError, json.JSONDecodeError) as err:
+        except RecursionError:
+            raise ValueError("a schedule spec must be valid JSON: nested too deeply to parse.") from None
+        except (TypeError, ValueError) as err:  # JSONDecodeError is a ValueError
             raise ValueError(f"a schedule spec must be valid JSON: {err}") from None
         return cls.from_dict(data)
 
@@ -182,15 +190,23 @@ class Schedule:
     # ----------------------------------------------------------------- math
     def warmup_steps(self, total_steps: int) -> int:
         """Number of warmup steps in a run of ``total_steps`` optimizer steps."""
-        total_steps = check_int("total_steps", total_steps, low=1)
+        total_steps = total_of(total_steps)
         return warmup_steps(self.warmup["frac"], total_steps)
 
     def multipliers(self, steps: Any, total_steps: int) -> np.ndarray:
-        """LR as a ratio of the peak at each of ``steps`` (vectorised ``lr_at / lr``)."""
-        t = _steps_array(steps)
-        total_steps = check_int("total_steps", total_steps, low=1)
+        """LR as a ratio of the peak at each of ``steps`` (vectorised ``lr_at / lr``), in [0, 1]."""
+        t, total_steps = steps_array(steps), total_of(total_steps)
+        flat_t = np.minimum(t, total_steps - 1).ravel()
+        out = np.empty(flat_t.shape)
+        for lo in range(0, flat_t.size, _CHUNK):
+            out[lo:lo + _CHUNK] = self._multipliers(flat_t[lo:lo + _CHUNK], total_steps)
+        if not np.all(np.isfinite(out)):  # the closed forms are meant to make this impossible
+            raise ValueError(f"{self!r} gives a non-finite LR at a step of a {total_steps}-step run: "
+                             "a bug in lrsearch, please report it.")
+        return out.reshape(t.shape)
+
+    def _multipliers(self, t: np.ndarray, total_steps: int) -> np.ndarray:
         fam = self.spec_family
-        t = np.minimum(t, total_steps - 1)
         w = warmup_steps(self.warmup["frac"], total_steps)
         out = np.empty(t.shape)
         main = t >= w
@@ -208,14 +224,19 @@ class Schedule:
         """The LR at optimizer step ``step`` (from 0) of a ``total_steps`` run, in closed form.
 
         Steps at or past ``total_steps`` hold the last step's value (torch's cosine would rise
-        again past ``T_max``; its OneCycleLR would raise).
+        again past ``T_max``; its OneCycleLR would raise), however large. ``total_steps`` is at
+        most 2**53, past which step counts are not exact floats.
         """
-        step = check_int("step", step, low=0)
+        step, total_steps = step_and_total(step, total_steps)
         return self.lr * float(self.multipliers(np.array([step]), total_steps)[0])
 
     def curve(self, total_steps: int) -> np.ndarray:
-        """The LR at every step ``0 .. total_steps - 1``, for plots and tables."""
-        total_steps = check_int("total_steps", total_steps, low=1)
+        """The LR at every step ``0 .. total_steps - 1``, for plots and tables.
+
+        At most ``MAX_CURVE_STEPS`` (10**7) steps, one float each; for a longer run use ``lr_at`` or
+        ``lr * multipliers(steps, total_steps)`` on a coarser grid of steps.
+        """
+        total_steps = curve_length(total_steps)
         return self.lr * self.multipliers(np.arange(total_steps), total_steps)
 
     @property
@@ -224,18 +245,19 @@ class Schedule:
         return self.momentum_curve(1) is not None
 
     def momentum_curve(self, total_steps: int, steps: Any = None) -> np.ndarray | None:
-        """Momentum (or beta1) at ``steps`` (default: every step), or ``None`` if not cycled."""
-        total_steps = check_int("total_steps", total_steps, low=1)
+        """Momentum (or beta1) at ``steps`` (default: every step, at most 10**7 as ``curve``), or
+        ``None`` if not cycled."""
+        total_steps = (curve_length if steps is None else total_of)(total_steps)
         fam = self.spec_family
         if fam.momentum is None:
             return None
-        t = _steps_array(np.arange(total_steps) if steps is None else steps)
+        t = steps_array(np.arange(total_steps) if steps is None else steps)
         with np.errstate(over="ignore", under="ignore"):
             return fam.momentum(np.minimum(t, total_steps - 1), total_steps, self.params)
 
     def momentum_at(self, step: int, total_steps: int) -> float | None:
         """Momentum (or beta1) at ``step``, or ``None`` when this schedule does not cycle it."""
-        step = check_int("step", step, low=0)
+        step, total_steps = step_and_total(step, total_steps)
         values = self.momentum_curve(total_steps, np.array([step]))
         return None if values is None else float(values[0])
 
@@ -270,13 +292,3 @@ def _compact(value: Any) -> str:
     if isinstance(value, Mapping):
         return "{" + ",".join(f"{k}:{_compact(v)}" for k, v in value.items()) + "}"
     return str(value)
-
-
-def _steps_array(steps: Any) -> np.ndarray:
-    t = np.asarray(steps)
-    if t.dtype == bool or not np.issubdtype(t.dtype, np.integer):
-        if not (np.issubdtype(t.dtype, np.floating) and np.all(np.isfinite(t)) and np.all(t == np.round(t))):
-            raise ValueError(f"steps must be whole numbers but got {steps!r}.")
-    if np.any(t < 0):
-        raise ValueError(f"steps must be >= 0 but got {steps!r}.")
-    return t.astype(float)

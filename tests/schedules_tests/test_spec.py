@@ -200,3 +200,56 @@ def test_replace_and_describe() -> None:
     assert s.describe() == "cosine(lr=0.2) + 5.0% linear warmup"
     assert "min_ratio=0.1" in s.replace(params={"min_ratio": 0.1}).describe()
     assert math.isclose(s.lr_at(0, 100), 0.2 * 0.2)
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: Schedule.from_json('{"family": "cosine", "lr": ' + "9" * 400 + "}"), "lr must be finite but got an integer of 400 digits"),
+        (lambda: Schedule.from_dict({"family": "cosine", "lr": 10**400}), "lr must be finite but got an integer of 401 digits"),
+        (lambda: Schedule.from_dict({"family": "cosine", "lr": 10**5000}), "lr must be finite but got an integer of 5001 digits"),
+        (lambda: Schedule.from_json("[" * 100_000 + "]" * 100_000), "a schedule spec must be valid JSON: nested too deeply"),
+        (lambda: Schedule.from_json('{"family": "cosine", "lr": ' + "9" * 5000 + "}"), "a schedule spec must be valid JSON"),
+        (lambda: Schedule("cosine").curve(10**400), "total_steps must be <= 2**53"),
+        (lambda: Schedule("cosine").lr_at(5, 10**400), "total_steps must be <= 2**53"),
+        (lambda: Schedule("onecycle").momentum_at(5, 10**400), "total_steps must be <= 2**53"),
+        (lambda: Schedule("cosine").warmup_steps(10**400), "total_steps must be <= 2**53"),
+        (lambda: Schedule("cosine").multipliers([10**400], 10), "steps must be whole numbers"),
+        (lambda: Schedule("cosine").lr_at(10**5000, -1), "total_steps must be >= 1"),
+        (lambda: Schedule("step", params={"step_frac": "x" * 10**6}), "params.step_frac must be a real number but got 'xxxx"),
+    ],
+    ids=["json-int", "dict-int", "dict-int-5000", "deep-json", "json-int-5000", "curve", "lr_at", "momentum_at",
+         "warmup_steps", "multipliers", "huge-step-bad-total", "long-string"],
+)
+def test_huge_or_deep_input_is_a_value_error(call, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        call()
+    assert message in str(info.value)
+    assert len(str(info.value)) < 400  # the value is shown, not dumped
+
+
+def test_steps_past_the_end_hold_the_last_value_however_large() -> None:
+    s = Schedule("onecycle", lr=0.1)
+    assert s.lr_at(10**400, 100) == s.lr_at(99, 100)
+    assert s.momentum_at(10**400, 100) == s.momentum_at(99, 100)
+    assert s.lr_at(2**53, 2**53) == s.lr_at(2**53 - 1, 2**53)
+
+
+def test_curve_has_a_documented_length_limit() -> None:
+    from lrsearch.schedules._grid import MAX_CURVE_STEPS
+
+    assert MAX_CURVE_STEPS == 10**7
+    with pytest.raises(ValueError, match=r"curve\(total_steps\) is limited to 10\*\*7 steps .* lr_at"):
+        Schedule("cosine").curve(10**8)
+    with pytest.raises(ValueError, match=r"limited to 10\*\*7 steps"):
+        Schedule("onecycle").momentum_curve(10**8)
+
+
+def test_multipliers_of_long_step_arrays_match_lr_at() -> None:
+    s = Schedule("wsd", lr=1.0, warmup={"frac": 0.01})
+    total = 300_001
+    steps = np.arange(0, total, 7)
+    got = s.multipliers(steps, total)
+    for i in (0, 1, 500, 20_000, len(steps) - 1):
+        assert got[i] == s.lr_at(int(steps[i]), total)
+    assert s.multipliers(np.array([[3, 5], [7, 9]]), 10).shape == (2, 2)
