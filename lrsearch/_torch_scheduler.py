@@ -12,6 +12,7 @@ built at ``lr`` and ``lr / 10`` stay 10:1 whatever peak the schedule picks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,8 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from lrsearch._checks import check_float
 from lrsearch._checks import check_int
+from lrsearch._checks import check_steps
+from lrsearch._checks import show
 from lrsearch._plateau import PlateauMonitor
 from lrsearch.schedules import Schedule
 
@@ -61,9 +64,11 @@ class ScheduleLR(LRScheduler):
     Args:
         optimizer: Any ``torch.optim.Optimizer``.
         schedule: The spec (a ``Schedule`` or its ``to_dict()``).
-        total_steps: Optimizer steps in the run, >= 1. Steps past it hold the last LR.
+        total_steps: Optimizer steps in the run, 1 to 2**53. Steps past it hold the last LR.
         group_scales: Optional ratio of each param group to the peak; by default each group's
             ``initial_lr`` (set from its ``lr`` on first use) over ``optimizer.defaults["lr"]``.
+            A group whose peak ``schedule.lr * scale`` overflows a float is refused, so every LR
+            this scheduler sets is finite and >= 0.
 
     The ``plateau`` family also takes ``step(metric)`` after each evaluation: a
     ``PlateauMonitor`` decides, and the LR is multiplied by ``factor`` (never below
@@ -85,41 +90,61 @@ class ScheduleLR(LRScheduler):
             for group in optimizer.param_groups:  # the base LR survives the LRs this scheduler sets
                 group.setdefault("initial_lr", group["lr"])
             group_scales = scales_of(optimizer)
-        self._setup(schedule, total_steps, group_scales, step=0)
+        self.__dict__.update(self._validated(schedule, total_steps, group_scales, step=0))
         self._apply()
 
-    def _setup(self, schedule: Any, total_steps: int, group_scales: list[float], step: int) -> None:
+    def _validated(
+        self, schedule: Any, total_steps: Any, group_scales: Any, step: Any,
+        plateau_scale: Any = 1.0, plateau: Any = None,
+    ) -> dict[str, Any]:
+        """The scheduler's attributes for these settings, every one checked; nothing is set here,
+        so a refused ``load_state_dict`` leaves the scheduler as it was."""
         if not isinstance(schedule, Schedule):
             schedule = Schedule.from_dict(schedule)
-        self.schedule = schedule
-        self.total_steps = check_int("total_steps", total_steps, low=1)
+        total_steps = check_steps("total_steps", total_steps, low=1)
         groups = self.optimizer.param_groups
         if not isinstance(group_scales, (list, tuple)) or len(group_scales) != len(groups):
             raise ValueError(
-                f"group_scales must have one value per param group ({len(groups)}) but got {group_scales!r}."
+                f"group_scales must have one value per param group ({len(groups)}) but got {show(group_scales)}."
             )
-        self.group_scales = [check_float(f"group_scales[{i}]", s) for i, s in enumerate(group_scales)]
-        if any(s < 0 for s in self.group_scales):
-            raise ValueError(f"group_scales must be >= 0 but got {self.group_scales!r}.")
-        self.last_epoch = check_int("step", step, low=0)
-        self._step_count = self.last_epoch + 1
-        self.base_lrs = [schedule.lr * s for s in self.group_scales]
-        self.plateau_scale = 1.0
+        scales = [check_float(f"group_scales[{i}]", s) for i, s in enumerate(group_scales)]
+        if any(s < 0 for s in scales):
+            raise ValueError(f"group_scales must be >= 0 but got {scales!r}.")
+        base_lrs = [schedule.lr * s for s in scales]
+        for i, base in enumerate(base_lrs):
+            if not math.isfinite(base):  # the schedule's ratios are in [0, 1]: a finite peak is enough
+                raise ValueError(
+                    f"param group {i} would run at lr * group_scales[{i}] = {schedule.lr!r} * {scales[i]!r}, "
+                    "which overflows a float; lower lr or that group's ratio to the peak."
+                )
+        step = check_int("step", step, low=0)
+        plateau_scale = check_float("plateau_scale", plateau_scale)
+        if not 0.0 < plateau_scale <= 1.0:
+            raise ValueError(f"plateau_scale must be in (0, 1] but got {plateau_scale!r}.")
         p = schedule.params
-        self.monitor = (
+        monitor = (
             PlateauMonitor(p["mode"], p["patience"], p["threshold"], p["threshold_mode"], p["cooldown"])
             if schedule.family == "plateau"
             else None
         )
-        self._use_beta1 = "betas" in self.optimizer.defaults
-        if schedule.has_momentum and not self._use_beta1 and "momentum" not in self.optimizer.defaults:
+        if plateau is not None and not isinstance(plateau, Mapping):
+            raise ValueError(f"plateau must be None or a PlateauMonitor.state_dict() but got {show(plateau)}.")
+        if monitor is not None and plateau is not None:
+            try:
+                monitor.load_state_dict(dict(plateau))
+            except ValueError as err:
+                raise ValueError(f"plateau: {err}") from None
+        use_beta1 = "betas" in self.optimizer.defaults
+        if schedule.has_momentum and not use_beta1 and "momentum" not in self.optimizer.defaults:
             raise ValueError(
                 f"optimizer must have momentum or betas for family {schedule.family!r} with "
                 f"cycle_momentum=True but {type(self.optimizer).__name__} has neither."
             )
-        self._cache_start = -1
-        self._cache: np.ndarray = np.empty(0)
-        self._momentum_cache: np.ndarray | None = None
+        return {
+            "schedule": schedule, "total_steps": total_steps, "group_scales": scales, "base_lrs": base_lrs,
+            "last_epoch": step, "_step_count": step + 1, "plateau_scale": plateau_scale, "monitor": monitor,
+            "_use_beta1": use_beta1, "_cache_start": -1, "_cache": np.empty(0), "_momentum_cache": None,
+        }
 
     # ------------------------------------------------------------------ stepping
     def _ratio(self, t: int) -> tuple[float, float | None]:
@@ -198,18 +223,24 @@ class ScheduleLR(LRScheduler):
         }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Resume exactly where ``state_dict`` was taken; sets the optimizer's LRs at once."""
+        """Resume exactly where ``state_dict`` was taken; sets the optimizer's LRs at once.
+
+        The state is self-contained: it restores the saved schedule (family, peak, params), run
+        length, step, group ratios and plateau state, whatever this scheduler was built with, as
+        torch's ``load_state_dict`` replaces a scheduler's state. A state saved from a cosine
+        scheduler loaded into a step one therefore resumes the cosine run.
+
+        The whole state is checked before anything changes: a refused state (``ValueError`` naming
+        the key) leaves this scheduler, and the optimizer's LRs, as they were.
+        """
         keys = ("schedule", "total_steps", "step", "group_scales")
         if not isinstance(state_dict, Mapping) or any(k not in state_dict for k in keys):
             raise ValueError(f"state_dict must be a ScheduleLR.state_dict() with keys {', '.join(keys)}.")
-        self._setup(state_dict["schedule"], state_dict["total_steps"], list(state_dict["group_scales"]),
-                    state_dict["step"])
-        scale = check_float("plateau_scale", state_dict.get("plateau_scale", 1.0))
-        if not 0.0 < scale <= 1.0:
-            raise ValueError(f"plateau_scale must be in (0, 1] but got {scale!r}.")
-        self.plateau_scale = scale
-        if self.monitor is not None and state_dict.get("plateau") is not None:
-            self.monitor.load_state_dict(dict(state_dict["plateau"]))
+        new = self._validated(
+            state_dict["schedule"], state_dict["total_steps"], state_dict["group_scales"], state_dict["step"],
+            state_dict.get("plateau_scale", 1.0), state_dict.get("plateau"),
+        )
+        self.__dict__.update(new)
         self._apply()
 
     def __repr__(self) -> str:

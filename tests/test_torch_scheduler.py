@@ -194,3 +194,88 @@ def test_no_warnings_when_stepping_like_torch_expects() -> None:
         _train_step(model, opt)
         sched.step()
     assert np.isfinite(opt.param_groups[0]["lr"])
+
+
+def _lrs_after(sched: ScheduleLR, opt, steps: int = 3) -> list[list[float]]:
+    out = []
+    for _ in range(steps):
+        sched.step()
+        out.append([g["lr"] for g in opt.param_groups])
+    return out
+
+
+def _good_state() -> dict:
+    _, opt = _model_and_opt()
+    sched = Schedule("plateau", lr=0.2, params={"patience": 1}).build(opt, 50)
+    for m in (1.0, 2.0, 2.0):
+        sched.step(m)
+    return sched.state_dict()
+
+
+BAD_STATES = [
+    ("plateau_scale", 5, "plateau_scale must be in (0, 1] but got 5.0"),
+    ("group_scales", None, "group_scales must have one value per param group (2) but got None"),
+    ("group_scales", [1.0, float("inf")], "group_scales[1] must be finite"),
+    ("plateau", 5, "plateau must be None or a PlateauMonitor.state_dict() but got 5"),
+    ("plateau", {"patience": -1}, "plateau: patience must be >= 0 but got -1"),
+    ("total_steps", 10**400, "total_steps must be <= 2**53"),
+    ("total_steps", 0, "total_steps must be >= 1 but got 0"),
+    ("step", "3", "step must be an integer but got '3'"),
+    ("schedule", {"family": "cosine", "lr": 10**400}, "lr must be finite"),
+    ("schedule", {"family": "constant", "lr": 1e308}, "param group 0 would run at lr * group_scales[0]"),
+]
+
+
+@pytest.mark.parametrize("key,value,message", BAD_STATES, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(BAD_STATES)])
+def test_a_refused_state_names_its_key_and_changes_nothing(key: str, value, message: str) -> None:
+    _, opt = _model_and_opt()
+    sched = Schedule("step", lr=0.1, params={"step_frac": 0.1}).build(opt, 30)
+    _, twin_opt = _model_and_opt()
+    twin = Schedule("step", lr=0.1, params={"step_frac": 0.1}).build(twin_opt, 30)
+    for s in (sched, twin):
+        s.step()
+    before = sched.state_dict()
+    state = {**_good_state(), key: value}
+    if key == "schedule" and value["lr"] == 1e308:
+        state["group_scales"] = [2.0, 0.2]
+    with pytest.raises(ValueError) as info:
+        sched.load_state_dict(state)
+    assert message in str(info.value)
+    assert sched.state_dict() == before
+    assert _lrs_after(sched, opt, 12) == _lrs_after(twin, twin_opt, 12)
+
+
+def test_a_state_of_another_family_restores_the_saved_schedule() -> None:
+    # The state is self-contained (spec, run length, step): loading it resumes the saved run, whatever
+    # the scheduler was built with, as torch's load_state_dict replaces the scheduler's state.
+    _, opt = _model_and_opt()
+    cosine = Schedule("cosine", lr=0.3)
+    saved = cosine.build(opt, 40)
+    for _ in range(7):
+        saved.step()
+    _, opt2 = _model_and_opt()
+    sched = Schedule("step", lr=0.1).build(opt2, 10)
+    sched.load_state_dict(saved.state_dict())
+    assert sched.schedule == cosine and sched.total_steps == 40
+    assert opt2.param_groups[0]["lr"] == pytest.approx(cosine.lr_at(7, 40), rel=1e-12)
+    sched.step()
+    assert opt2.param_groups[0]["lr"] == pytest.approx(cosine.lr_at(8, 40), rel=1e-12)
+
+
+def test_huge_run_lengths_are_a_value_error() -> None:
+    _, opt = _model_and_opt()
+    with pytest.raises(ValueError, match=r"total_steps must be <= 2\*\*53"):
+        Schedule("cosine").build(opt, total_steps=10**400)
+    with pytest.raises(ValueError, match=r"total_steps must be <= 2\*\*53"):
+        Schedule("cosine").build(opt, total_steps=2**53 + 1)
+
+
+def test_a_group_lr_that_overflows_is_refused() -> None:
+    _, opt = _model_and_opt()  # groups at lr and lr / 10
+    opt.param_groups[1]["initial_lr"] = 1.0  # ratio 10 to the default lr 0.1
+    with pytest.raises(ValueError) as info:
+        Schedule("constant", lr=1e308).build(opt, 10)
+    assert "param group 1 would run at lr * group_scales[1] = 1e+308 * 10.0" in str(info.value)
+    sched = Schedule("constant", lr=1e307).build(opt, 10)
+    assert [g["lr"] for g in opt.param_groups] == [1e307, 1e308]
+    assert sched.get_last_lr() == [1e307, 1e308]
