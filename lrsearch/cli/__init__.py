@@ -1,0 +1,96 @@
+"""The ``lrsearch`` command line: the only place in the package that prints or exits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lrsearch import __version__
+from lrsearch.cli._schedules import _cmd_families
+from lrsearch.cli._schedules import _cmd_gallery
+from lrsearch.cli._schedules import _cmd_schedule
+from lrsearch.cli._study import _cmd_dashboard
+from lrsearch.cli._study import _cmd_demo
+from lrsearch.cli._study import _cmd_report
+from lrsearch.cli._study import _cmd_worker
+from lrsearch.cli._study import _safe
+
+
+__all__ = ["_safe", "build_parser", "main"]
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of commands that train the demo task."""
+    p.add_argument("--epochs", type=int, default=12, help="epochs per trial (default 12)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lrsearch", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"lrsearch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("families", help="list schedule families and their default parameters")
+    p.set_defaults(func=_cmd_families)
+
+    p = sub.add_parser("schedule", help="draw one schedule (a family or a JSON spec) to a PNG")
+    p.add_argument("spec", help="a family name or a path to a JSON spec")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="family parameter, JSON value (repeatable), e.g. milestones=[0.3,0.6]")
+    p.add_argument("--warmup", action="append", default=[], metavar="KEY=VALUE",
+                   help="warmup setting: frac, shape, start_ratio (repeatable)")
+    p.add_argument("--steps", type=int, default=1000, help="optimizer steps to draw (default 1000)")
+    p.add_argument("--log", action="store_true", help="logarithmic LR axis")
+    p.add_argument("--out", help="PNG path (default FAMILY.png)")
+    p.set_defaults(func=_cmd_schedule)
+
+    p = sub.add_parser("gallery", help="draw every family at its defaults to a PNG")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--out", default="studies/schedule_gallery.png")
+    p.set_defaults(func=_cmd_gallery)
+
+    p = sub.add_parser("demo", help="the main job: range test, seeded search with pruning, report (MNIST-1D)")
+    p.add_argument("--budget", type=float, default=8.0,
+                   help="training to spend, in full-run equivalents (default 8; the study's total)")
+    p.add_argument("--trials", type=int, default=None, help="stop after this many trials (0 prepares for workers)")
+    p.add_argument("--study", default="demo", help="study name (default demo)")
+    p.add_argument("--storage", help="storage URL, .db or .log path (default studies/<study>.db)")
+    p.add_argument("--out", default="studies", help="folder for plots and the best spec")
+    p.add_argument("--target-steps", type=int, help="run length to choose a schedule for (default 10 full runs)")
+    _run_flags(p)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("worker", help="join a demo study from another process (journal file by default)")
+    p.add_argument("--study", default="demo")
+    p.add_argument("--storage", help="shared storage: a .log journal path (default studies/<study>.log) or a URL")
+    p.add_argument("--trials", type=int, default=10)
+    _run_flags(p)
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("report", help="print a study's top schedules and write its plots")
+    p.add_argument("storage", nargs="?", help="storage URL, .db or .log path (default studies/demo.db)")
+    p.add_argument("--study", help="study name (needed when the storage holds several)")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--target-steps", type=int, help="also choose and export the schedule for a run this long")
+    p.add_argument("--out", default="studies")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("dashboard", help="serve optuna-dashboard for a study storage")
+    p.add_argument("storage", nargs="?", help="storage URL, .db or .log path (default studies/demo.db)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--artifact-dir", default="studies/artifacts")
+    p.set_defaults(func=_cmd_dashboard)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, ImportError) as err:
+        print(f"lrsearch {args.command}: error: {err}", file=sys.stderr)
+        return 2

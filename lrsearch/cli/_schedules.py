@@ -1,0 +1,85 @@
+"""``lrsearch families | schedule | gallery``: the schedule library from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from lrsearch import __version__
+from lrsearch.schedules import Schedule
+from lrsearch.schedules import families
+from lrsearch.schedules import get_family
+
+
+def _key_values(pairs: list[str], option: str) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` pairs; a value is JSON when it parses as JSON, else a string."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{option} must look like KEY=VALUE but got {pair!r}.")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _schedule_from_args(args: argparse.Namespace) -> Schedule:
+    source = args.spec
+    if source.endswith(".json") or Path(source).is_file():
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"spec file {source!r} does not exist.")
+        base = Schedule.from_json(path.read_text())
+    else:
+        base = Schedule(get_family(source).name)
+    changes: dict[str, Any] = {}
+    if args.lr is not None:
+        changes["lr"] = args.lr
+    if args.param:
+        changes["params"] = {**base.params, **_key_values(args.param, "--param")}
+    if args.warmup:
+        changes["warmup"] = {**base.warmup, **_key_values(args.warmup, "--warmup")}
+    return base.replace(**changes) if changes else base
+
+
+def _families_table() -> str:
+    lines = []
+    for name in families():
+        fam = get_family(name)
+        params = ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+                           for k, v in Schedule(name).to_dict()["params"].items())
+        lines.append(f"{name:<16} {fam.summary}\n{'':<16} {params or '(no parameters)'}")
+    return "\n".join(lines)
+
+
+def _cmd_families(args: argparse.Namespace) -> int:
+    print(_families_table())
+    return 0
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from lrsearch.plots import plot_schedules
+
+    schedule = _schedule_from_args(args)
+    print(json.dumps(schedule.to_dict(), indent=2))
+    out = Path(args.out or f"{schedule.family}.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_schedules({schedule.describe(): schedule}, args.steps, log_scale=args.log).savefig(out, dpi=110)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_gallery(args: argparse.Namespace) -> int:
+    from lrsearch.plots import plot_family_gallery
+
+    print(f"lrsearch {__version__}: {len(families())} schedule families\n")
+    print(_families_table())
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_family_gallery(args.steps).savefig(out, dpi=90)
+    print(f"\nwrote {out} (every family at its defaults, {args.steps} steps)")
+    return 0
