@@ -33,7 +33,9 @@ P = Mapping[str, Any]
 def _cycle_starts(index: np.ndarray, first: float, mult: float) -> np.ndarray:
     if mult == 1.0:
         return first * index
-    return first * (mult**index - 1.0) / (mult - 1.0)
+    # (mult**k - 1) / (mult - 1) first: 1 for k = 1 whatever mult, and +inf (never NaN) for a
+    # cycle that starts past any float, which no step reaches.
+    return first * ((mult**index - 1.0) / (mult - 1.0))
 
 
 def _cosine_restarts(t: np.ndarray, total: int, p: P) -> np.ndarray:
@@ -42,7 +44,11 @@ def _cosine_restarts(t: np.ndarray, total: int, p: P) -> np.ndarray:
     if mult == 1.0:
         index = np.floor(t / first)
     else:
-        index = np.floor(np.log1p(t * (mult - 1.0) / first) / np.log(mult))
+        # log1p(t (mult - 1) / first) / log(mult), in logs so a huge mult (up to the float max)
+        # does not overflow: log(1 + e**x) = logaddexp(0, x); t = 0 is log(0) = -inf, index 0.
+        with np.errstate(divide="ignore"):
+            x = np.log(t / first) + np.log(mult - 1.0)
+        index = np.floor(np.logaddexp(0.0, x) / np.log(mult))
     # The logarithm and the geometric sum both land a hair off an exact boundary (7.000000001 for
     # 7); settle it to within a billionth of a step so whole-step cycles start where torch's do.
     tol = 1e-9 * np.maximum(1.0, t)

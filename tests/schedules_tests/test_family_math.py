@@ -98,3 +98,17 @@ def test_onecycle_ends_at_peak_over_div_and_final_div() -> None:
 def test_plateau_lr_at_is_the_unreduced_schedule() -> None:
     s = Schedule("plateau", lr=0.5, warmup={"frac": 0.1})
     assert s.lr_at(500, T) == 0.5 and s.lr_at(0, T) < 0.5
+
+
+@pytest.mark.parametrize("mult", [1e200, 1.7976931348623157e308])
+@pytest.mark.parametrize("first", [0.1, 0.37, 1.0])
+def test_cosine_restarts_huge_cycle_mult_is_finite(mult: float, first: float) -> None:
+    # The second cycle is longer than the universe: the first cycle runs as usual, then the LR
+    # restarts at the decayed peak (cycle_decay) and stays there for the rest of the run.
+    c = _c("cosine_restarts", first_cycle_frac=first, cycle_mult=mult, cycle_decay=0.5, min_ratio=0.01)
+    assert np.all(np.isfinite(c)) and np.all(c >= 0)
+    n = max(1, int(first * T + 0.5))
+    np.testing.assert_allclose(c[:min(n, T)], 0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * np.arange(min(n, T)) / n)),
+                               rtol=1e-12)
+    np.testing.assert_allclose(c[n:], 0.5, rtol=1e-12)  # cycle_decay * (1 - min_ratio) + min_ratio at pos ~0
+
