@@ -11,10 +11,13 @@ Note the orientation of ``anneal_poly``: like fastai's ``SchedPoly`` it is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from collections.abc import Sequence
 
 import numpy as np
+
+from lrsearch.schedules._params import steps_of
 
 
 Annealer = Callable[[float, float, np.ndarray], np.ndarray]
@@ -60,7 +63,8 @@ def combine(
 
     Like fastai's ``combine_scheds``: phase ``i`` sees its own position rescaled to [0, 1]; a
     position at a boundary belongs to the later phase; ``pos == 1`` is the end of the last phase.
-    ``pcts`` must be positive and sum to 1 (the caller validates).
+    ``pcts`` must be positive and sum to 1 (the caller validates). Positions are fractions, so a
+    boundary may fall between whole steps; the families use ``combine_steps``.
     """
     pos = np.asarray(pos, dtype=float)
     edges = np.concatenate([[0.0], np.cumsum(pcts)])
@@ -72,6 +76,38 @@ def combine(
         if np.any(mask):
             local = (pos[mask] - edges[i]) / (edges[i + 1] - edges[i])
             out[mask] = sched(np.clip(local, 0.0, 1.0))
+    return out
+
+
+def phase_starts(pcts: Sequence[float], total: int) -> np.ndarray:
+    """First step of each phase of a ``total``-step run, then ``total``: whole steps, non-decreasing.
+
+    Phase ``i`` starts at ``steps_of(pcts[0] + ... + pcts[i - 1], total)`` (half up), the sum taken
+    exactly (``math.fsum``) and computed once, so that 0.1 + 0.1 + 0.1 of 10 steps is step 3.
+    """
+    inner = [min(steps_of(math.fsum(pcts[:i]), total), total) for i in range(1, len(pcts))]
+    return np.array([0, *inner, total], dtype=float)
+
+
+def combine_steps(
+    pcts: Sequence[float], scheds: Sequence[Callable[[np.ndarray], np.ndarray]], t: np.ndarray, total: int
+) -> np.ndarray:
+    """``combine`` on whole steps ``t`` of a ``total``-step run, for the families.
+
+    Phase ``i`` covers the steps ``starts[i] <= t < starts[i + 1]`` of ``phase_starts`` and sees
+    ``(t - starts[i]) / (starts[i + 1] - starts[i])``: its first step is exactly the phase's start
+    value, and its end value is reached where the next phase begins. A phase shorter than half a
+    step gets no step.
+    """
+    t = np.asarray(t, dtype=float)
+    starts = phase_starts(pcts, total)
+    idx = np.clip(np.searchsorted(starts, t, side="right") - 1, 0, len(scheds) - 1)
+    out = np.empty_like(t)
+    for i, sched in enumerate(scheds):
+        mask = idx == i
+        if np.any(mask):
+            width = max(starts[i + 1] - starts[i], 1.0)
+            out[mask] = sched(np.clip((t[mask] - starts[i]) / width, 0.0, 1.0))
     return out
 
 

@@ -4,7 +4,9 @@ and the hold-then-decay families wsd and flat_cos.
 Progress is ``u = t / total`` (torch's ``CosineAnnealingLR(T_max=total)`` and ``PolynomialLR``
 convention, also HF's and timm's), so the last step sits at ``u = (total - 1) / total`` and a
 decay to ``min_ratio`` gets there only at ``u = 1``. Torch's cosine is periodic past ``T_max``;
-here steps past the run hold the last value (see ``Schedule.lr_at``).
+here steps past the run hold the last value (see ``Schedule.lr_at``). ``wsd`` and ``flat_cos`` hold
+the peak for a whole number of steps (``round(hold * total)``, half up) and their first decay step
+is exactly the peak.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from lrsearch.schedules._anneal import anneal_cos
 from lrsearch.schedules._anneal import anneal_exp
 from lrsearch.schedules._anneal import anneal_linear
 from lrsearch.schedules._anneal import anneal_poly
-from lrsearch.schedules._anneal import combine
+from lrsearch.schedules._anneal import combine_steps
 from lrsearch.schedules._params import MIN_RATIO
 from lrsearch.schedules._params import Choice
 from lrsearch.schedules._params import Categorical
@@ -67,22 +69,24 @@ def _one_minus_sqrt(start: float, end: float, pos: np.ndarray) -> np.ndarray:
 DECAY_SHAPES = {"linear": anneal_linear, "cosine": anneal_cos, "1-sqrt": _one_minus_sqrt}
 
 
-def hold_then_decay(u: np.ndarray, decay_frac: float, shape: str, min_ratio: float) -> np.ndarray:
-    """Hold the peak, then decay over the last ``decay_frac`` of ``u`` with ``shape``."""
+def hold_then_decay(t: np.ndarray, total: int, hold_frac: float, shape: str, min_ratio: float) -> np.ndarray:
+    """Hold the peak for ``hold_frac`` of the run (whole steps, half up), then decay with ``shape``:
+    the first decay step is exactly the peak."""
     decay = DECAY_SHAPES[shape]
-    return combine(
-        [1.0 - decay_frac, decay_frac],
+    return combine_steps(
+        [hold_frac, 1.0 - hold_frac],
         [lambda q: anneal_const(1.0, 1.0, q), lambda q: decay(1.0, min_ratio, q)],
-        u,
+        t,
+        total,
     )
 
 
 def _wsd(t: np.ndarray, total: int, p: P) -> np.ndarray:
-    return hold_then_decay(t / total, p["decay_frac"], p["decay_shape"], p["min_ratio"])
+    return hold_then_decay(t, total, 1.0 - p["decay_frac"], p["decay_shape"], p["min_ratio"])
 
 
 def _flat_cos(t: np.ndarray, total: int, p: P) -> np.ndarray:
-    return hold_then_decay(t / total, 1.0 - p["pct_start"], "cosine", p["min_ratio"])
+    return hold_then_decay(t, total, p["pct_start"], "cosine", p["min_ratio"])
 
 
 register(Family("constant", "hold the peak LR", {}, flat))

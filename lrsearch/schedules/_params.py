@@ -154,8 +154,12 @@ ParamSpec = Float | Int | Choice | Fractions
 
 
 def steps_of(frac: float, total: int) -> int:
-    """Round ``frac * total`` half up to a whole number of steps (never truncate: 0.999 -> 1)."""
-    return int(math.floor(frac * total + 0.5))
+    """Round ``frac * total`` half up to a whole number of steps (never truncate: 0.999 -> 1).
+
+    A product a few ulps below a half (float error in ``frac``, e.g. a sum of fracs) counts as it.
+    """
+    x = frac * total
+    return int(math.floor(x + 0.5 + 64 * math.ulp(max(x, 1.0))))
 
 
 def unit_ratio(search: FloatRange | None = None, *, default: float = 0.0, doc: str = "") -> Float:

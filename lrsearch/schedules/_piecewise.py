@@ -2,7 +2,9 @@
 
 A piecewise spec lists phases, each ``{"frac", "anneal", "start", "end", "power"}``: the phase
 covers ``frac`` of the run and anneals from ``start`` to ``end`` (ratios of the peak) with one of
-the primitives in ``_anneal``. The fracs sum to 1.
+the primitives in ``_anneal``. The fracs sum to 1. Phases start on whole steps: phase ``i``
+starts at step ``round(T * (frac_0 + ... + frac_{i-1}))`` (half up, the sum exact), and its
+first step is exactly its ``start`` ratio.
 
 ``plateau`` is a constant peak (after the optional warmup) whose LR the torch adapter multiplies by
 ``factor`` whenever ``lrsearch.PlateauMonitor`` reports no improvement for ``patience``
@@ -23,7 +25,7 @@ from lrsearch._checks import check_choice
 from lrsearch._checks import check_float
 from lrsearch.schedules._anneal import ANNEALERS
 from lrsearch.schedules._anneal import anneal_poly
-from lrsearch.schedules._anneal import combine
+from lrsearch.schedules._anneal import combine_steps
 from lrsearch.schedules._decay import flat
 from lrsearch.schedules._params import MIN_RATIO
 from lrsearch.schedules._params import Categorical
@@ -99,7 +101,7 @@ def _phase_fn(phase: Mapping[str, Any]) -> Any:
 
 def _piecewise(t: np.ndarray, total: int, p: Mapping[str, Any]) -> np.ndarray:
     phases = p["phases"]
-    return combine([ph["frac"] for ph in phases], [_phase_fn(ph) for ph in phases], t / total)
+    return combine_steps([ph["frac"] for ph in phases], [_phase_fn(ph) for ph in phases], t, total)
 
 
 register(

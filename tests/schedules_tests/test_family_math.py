@@ -112,3 +112,36 @@ def test_cosine_restarts_huge_cycle_mult_is_finite(mult: float, first: float) ->
                                rtol=1e-12)
     np.testing.assert_allclose(c[n:], 0.5, rtol=1e-12)  # cycle_decay * (1 - min_ratio) + min_ratio at pos ~0
 
+
+def _staircase(n: int) -> Schedule:
+    phases = [{"frac": 1 / n, "anneal": "constant", "start": (i + 1) / (n + 1), "end": 0.0} for i in range(n)]
+    return Schedule("piecewise", lr=1.0, params={"phases": phases})
+
+
+def test_equal_phase_staircases_put_every_step_in_its_phase() -> None:
+    # Phase i of n covers the steps from round(i * T / n) (half up) to the next boundary, in exact
+    # integers; 0.1 + 0.1 + 0.1 > 0.3 in floats must not move a step to the earlier phase.
+    wrong = []
+    for n in range(2, 13):
+        s = _staircase(n)
+        for total in range(10, 1001):
+            phase = np.searchsorted([(2 * i * total + n) // (2 * n) for i in range(n)], np.arange(total), "right") - 1
+            if not np.array_equal(s.curve(total), (phase + 1) / (n + 1)):
+                wrong.append((n, total))
+    assert not wrong, f"{len(wrong)} staircases with steps in the wrong phase, e.g. {wrong[:5]}"
+
+
+@pytest.mark.parametrize("n,total", [(10, 10), (10, 30), (3, 10), (7, 100), (12, 997)])
+def test_each_restart_phase_starts_at_its_peak(n: int, total: int) -> None:
+    phases = [{"frac": 1 / n, "anneal": "cos", "start": 1.0, "end": 0.0}] * n
+    c = Schedule("piecewise", lr=1.0, params={"phases": phases}).curve(total)
+    starts = [(2 * i * total + n) // (2 * n) for i in range(n)]
+    assert [c[b] for b in starts] == [1.0] * n
+
+
+@pytest.mark.parametrize("shape", ["1-sqrt", "linear", "cosine"])
+def test_wsd_decay_starts_at_exactly_the_peak(shape: str) -> None:
+    for total in range(10, 400):
+        c = Schedule("wsd", lr=1.0, params={"decay_frac": 0.2, "decay_shape": shape, "min_ratio": 0.01}).curve(total)
+        start = int(0.8 * total + 0.5)  # first step of the decay, half up
+        assert np.all(c[:start + 1] == 1.0) and c[start + 1] < 1.0, total
