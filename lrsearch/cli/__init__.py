@@ -94,3 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ImportError) as err:
         print(f"lrsearch {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a folder or file the command could not write: no traceback
+        print(f"lrsearch {args.command}: error: {err.strerror or err}: {err.filename or ''}", file=sys.stderr)
+        return 2

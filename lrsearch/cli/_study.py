@@ -7,14 +7,20 @@ import sys
 from pathlib import Path
 
 
+STORAGE_ENV = "LRSEARCH_STORAGE"
+
+
 def _storage_arg(value: str | None, default_study: str) -> str:
-    """A storage URL from the CLI: a ``.db`` path becomes ``sqlite:///path``; URLs and ``.log``
-    journal paths pass through; ``None`` is the default ``studies/<study>.db``."""
-    if value is None:
-        return f"sqlite:///studies/{default_study}.db"
-    if "://" not in value and value.endswith(".db"):
-        return f"sqlite:///{value}"
-    return value
+    """A storage from the CLI: ``--storage``, else ``$LRSEARCH_STORAGE`` (a URL with a password
+    stays out of shell history and out of what we print), else ``studies/<study>.db``; a ``.db``
+    path becomes ``sqlite:///path`` (what optuna-dashboard reads too)."""
+    import os
+
+    from lrsearch.search._storage import sqlite_path
+    from lrsearch.search._storage import check_file_name
+
+    value = value or os.environ.get(STORAGE_ENV) or f"studies/{check_file_name(default_study, '--study')}.db"
+    return sqlite_path(value) if "://" not in value and value.endswith(".db") else value
 
 
 def _safe(storage: str) -> str:
@@ -56,6 +62,9 @@ def _write_transfer(result, out: Path, name: str, steps: int) -> None:  # noqa: 
 
 
 def _write_report(result, out: Path, name: str, k: int, target_steps: int | None = None) -> None:  # noqa: ANN001
+    from lrsearch.search._storage import file_stem
+
+    name = file_stem(name)  # a study name never chooses a folder: "/x/y" or "../z" become plain stems
     out.mkdir(parents=True, exist_ok=True)
     print(result.table(k, include_pruned=True))
     counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts().items()))
@@ -79,6 +88,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import lrsearch
     from lrsearch._demo import mnist1d_task
 
+    from lrsearch.search._storage import check_file_name
+
+    check_file_name(args.study, "--study")  # before anything is written under its name
+    storage = _storage_arg(args.storage, args.study)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.perf_counter()
     task, _ = mnist1d_task(args.epochs, args.device)
@@ -101,13 +114,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"\n1. range test: {found.iterations} steps, search range {low:.3g} .. {high:.3g} "
           f"(midpoint {found.suggestion('midpoint'):.3g}, valley {found.suggestion('valley'):.3g}); "
           f"plot {out / f'{args.study}_range_test.png'}")
-    storage = _storage_arg(args.storage, args.study)
     result = lrsearch.optimize(task=task, n_trials=args.trials, study_name=args.study, storage=storage,
                                budget=args.budget, seed_from=found, show_progress_bar=not args.quiet, seed=args.seed)
     if args.trials == 0:
         print(f"\nprepared study {args.study!r} in {_safe(storage)} with "
               f"{result.study.user_attrs.get('seeds_enqueued', 0)} seed trials; start workers with:\n"
-              f"   lrsearch worker --study {args.study} --storage {_safe(storage)} --trials N")
+              f"   {_worker_line(args.study, storage)}")
         return 0
     print(f"\n2. search: study {args.study!r} in {_safe(storage)} "
           f"({result.study.user_attrs.get('seeds_enqueued', 0)} seed trials from the range test; "
@@ -124,6 +136,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_line(study: str, storage: str) -> str:
+    """The command that joins ``study``: one to copy as it is, so never a masked password in it."""
+    if _safe(storage) == storage:
+        return f"lrsearch worker --study {study} --storage {storage} --trials N"
+    return (f"export {STORAGE_ENV}='<the storage URL, password included>'   # {_safe(storage)}\n"
+            f"   lrsearch worker --study {study} --trials N   # reads ${STORAGE_ENV}")
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     import optuna
 
@@ -131,7 +151,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from lrsearch._demo import mnist1d_task
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = args.storage or f"studies/{args.study}.log"
+    import os
+
+    from lrsearch.search._storage import check_file_name
+
+    storage = args.storage or os.environ.get(STORAGE_ENV) or f"studies/{check_file_name(args.study, '--study')}.log"
     task, _ = mnist1d_task(args.epochs, args.device)
     result = lrsearch.optimize(task=task, n_trials=args.trials, study_name=args.study, storage=storage,
                                show_progress_bar=not args.quiet, seed=args.seed)

@@ -9,51 +9,125 @@
   are never touched. Journal files have no heartbeats in Optuna 5.
 - Any Optuna storage object: used as it is.
 
-Anything else raises ``ValueError``; URLs are only ever shown with their password masked.
+Anything else raises ``ValueError``; URLs are only ever shown with their password masked (from
+SQLAlchemy's own parse of the URL, so a password holding ``/``, ``#`` or ``?`` is masked too).
+File names come from validated study names only (``check_file_name``, ``file_stem``): a study
+name never chooses where a file is written. An in-memory SQLite URL is refused (the study would be
+lost at exit); pass ``optuna.storages.InMemoryStorage()`` for that on purpose.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import importlib.util
 import os
+import re
 import warnings
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote
+from urllib.parse import quote_plus
 
 import optuna
-from optuna.storages import JournalStorage
 from optuna.storages import RDBStorage
 from optuna.storages import RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend
+
+from lrsearch.search._journal import open_journal
 
 
 HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 30  # seconds without a heartbeat before a trial counts as dead
 _SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+_SECRET_KEYS = ("password", "passwd", "pwd", "secret", "token")
+_PG_DRIVERS = (("psycopg2", "psycopg2"), ("psycopg", "psycopg"), ("pg8000", "pg8000"), ("asyncpg", None))
 
 
-def masked(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for messages and logs."""
+def check_file_name(name: Any, what: str = "study_name") -> str:
+    """``name`` if it is safe as a file name (letters, digits, ``_ . -``; at most 100), else ``ValueError``."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or name.strip(".") == "":
+        raise ValueError(f"{what} must be 1-100 letters, digits, '_', '.' or '-' (not starting with '.' or '-') "
+                         f"to name a file but got {name!r}; pass storage= to keep another name.")
+    return name
+
+
+def file_stem(name: str) -> str:
+    """A file-name stem for any study name: the name if safe, else a slug plus a hash (never a path)."""
+    if isinstance(name, str) and _SAFE_NAME.fullmatch(name) and name.strip("."):
+        return name
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._-")[:60] or "study"
+    return f"{slug}-{hashlib.sha256(str(name).encode()).hexdigest()[:8]}"
+
+
+def _secrets(url: str) -> list[str]:
+    from sqlalchemy.engine import make_url
+
     try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparseable storage URL>"
-    return url.replace(f":{password}@", ":***@") if password else url
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: fall back to the pattern below
+        return []
+    found = [parsed.password] if parsed.password else []
+    for key, value in parsed.query.items():
+        if key.lower() in _SECRET_KEYS:
+            found.extend([value] if isinstance(value, str) else list(value))
+    raw = re.match(r"[\w+]+://[^:/]*:([^@]*)@", url)  # as written, before decoding (SQLAlchemy's pattern)
+    if raw:
+        found.append(raw.group(1))
+    for pair in url.partition("?")[2].split("&"):
+        key, _, value = pair.partition("=")
+        if key.lower() in _SECRET_KEYS:
+            found.append(value)
+    return [s for s in found if s]
 
 
-def _journal(path: str) -> JournalStorage:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    return JournalStorage(JournalFileBackend(path))
+def masked(url: Any, text: str | None = None) -> str:
+    """``text`` (default: ``url`` itself) with every password of ``url`` replaced by ``***``.
+
+    The password comes from SQLAlchemy's parse of the URL, so any character it accepts is masked,
+    in plain, percent-encoded and query (``?password=``) forms; bytes are decoded first.
+    """
+    if isinstance(url, (bytes, bytearray)):
+        url = bytes(url).decode("utf-8", "replace")
+    url = str(url)
+    out = url if text is None else str(text)
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        for form in {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}:
+            out = out.replace(form, "***")
+    # whatever SQLAlchemy could not parse: hide everything between "user:" and the last "@" of a netloc
+    return re.sub(r"(://[^:/@\s]*):[^\s]*@", r"\1:***@", out)
+
+
+def _makedirs(folder: str, what: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{what}: the folder {folder!r} could not be created ({err.strerror or err}).") from None
+
+
+def _driver(url: str, scheme: str) -> str:
+    """``postgresql://`` names no driver and SQLAlchemy 2.1 would pick one we may not have: pick ours."""
+    if scheme != "postgresql" or not url.startswith("postgresql://"):
+        return url
+    for module, name in _PG_DRIVERS:
+        if name and importlib.util.find_spec(module) is not None:
+            return f"postgresql+{name}://" + url[len("postgresql://"):]
+    return url
 
 
 def _rdb(url: str, heartbeat_interval: int | None, grace_period: int | None) -> RDBStorage:
     scheme = url.split("://", 1)[0].split("+", 1)[0]
     if scheme not in _SCHEMES:
         raise ValueError(f"storage must use one of the schemes {', '.join(_SCHEMES)} but got {masked(url)!r}.")
+    url = _driver(url, scheme)
     if scheme == "sqlite":
-        folder = os.path.dirname(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else ""
+        path = url.split("://", 1)[1][1:] if "://" in url else ""
+        if path in ("", ":memory:") or path.startswith(":memory:"):
+            raise ValueError(f"storage {masked(url)!r} is an in-memory SQLite database, lost when the process exits; "
+                             "give a file (studies/<name>.db) or pass optuna.storages.InMemoryStorage() on purpose.")
+        folder = os.path.dirname(path.split("?", 1)[0])
         if folder:
-            os.makedirs(folder, exist_ok=True)
+            _makedirs(folder, f"storage {masked(url)!r}")
     engine = {"connect_args": {"timeout": 60}} if scheme == "sqlite" else None  # wait, don't fail, on a lock
     try:
         with warnings.catch_warnings():
@@ -66,29 +140,75 @@ def _rdb(url: str, heartbeat_interval: int | None, grace_period: int | None) -> 
             return RDBStorage(url, engine_kwargs=engine, **kwargs)
     except Exception as err:  # noqa: BLE001 - SQLAlchemy and drivers raise many types; name the storage
         raise ValueError(f"storage {masked(url)!r} could not be opened: {type(err).__name__}: "
-                         f"{masked(str(err))}") from None
+                         f"{masked(url, str(err))}") from None
+
+
+def sqlite_path(path: str) -> str:
+    """``sqlite:///path`` for a ``.db`` path, refusing what a URL would read as something else."""
+    if any(c in path for c in "?#%"):
+        raise ValueError(f"storage path must not contain '?', '#' or '%' (a URL would read them as a query, "
+                         f"a fragment or an escape) but got {path!r}.")
+    return f"sqlite:///{path}"
 
 
 def resolve_storage(storage: Any, study_name: str, *, heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
                     grace_period: int | None = GRACE_PERIOD) -> Any:
     """The Optuna storage for what the user passed (see the module docstring)."""
     if storage is None:
-        return _rdb(f"sqlite:///studies/{study_name}.db", heartbeat_interval, grace_period)
+        return _rdb(sqlite_path(f"studies/{check_file_name(study_name)}.db"), heartbeat_interval, grace_period)
     if isinstance(storage, optuna.storages.BaseStorage):
         return storage
     if isinstance(storage, os.PathLike):
         storage = os.fspath(storage)
     if not isinstance(storage, str) or not storage:
-        raise ValueError(f"storage must be a URL, a .db or .log path, or an Optuna storage but got {storage!r}.")
+        shown = masked(storage) if isinstance(storage, (bytes, bytearray)) else repr(storage)
+        raise ValueError(f"storage must be a URL, a .db or .log path, or an Optuna storage but got {shown}.")
     if "://" in storage:
         return _rdb(storage, heartbeat_interval, grace_period)
     if storage.endswith((".log", ".journal")):
-        return _journal(storage)
+        return open_journal(storage)
     if storage.endswith(".db"):
-        return _rdb(f"sqlite:///{storage}", heartbeat_interval, grace_period)
+        return _rdb(sqlite_path(storage), heartbeat_interval, grace_period)
     raise ValueError(f"storage must be a URL, a .db or .log path, or an Optuna storage but got {masked(storage)!r}.")
 
 
-def is_sqlite(storage: Any) -> bool:
+def sqlite_file(storage: Any) -> str | None:
+    """The database file of a SQLite storage, else ``None``."""
     url = getattr(getattr(storage, "engine", None), "url", None)
-    return url is not None and str(url).startswith("sqlite")
+    if url is None or not str(url).startswith("sqlite"):
+        return None
+    return url.database or None
+
+
+def is_sqlite(storage: Any) -> bool:
+    return sqlite_file(storage) is not None
+
+
+@contextlib.contextmanager
+def single_process(storage: Any) -> Iterator[None]:
+    """Hold an exclusive lock on a SQLite study file while a study runs on it.
+
+    SQLite is for one worker: several processes on one file ran a seed twice and crashed a worker
+    (``IntegrityError``). A second process is refused with ``ValueError``; the lock (``flock`` on
+    ``<file>.lock``) dies with its process, so a killed run never leaves it behind. Other storages,
+    and systems without ``fcntl``, pass through.
+    """
+    path = sqlite_file(storage)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        path = None
+    if path is None:
+        yield
+        return
+    with open(path + ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ValueError(
+                f"storage {path!r} is in use by another process: SQLite is for one worker (several ran a seed "
+                "twice). Use a journal file (studies/<name>.log) or PostgreSQL for parallel workers.") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,79 @@
+"""Journal files that survive a writer killed mid-line.
+
+Optuna appends each batch of log lines under the file's lock. A process killed inside that write
+(SIGKILL, power loss) leaves a last line without its tail: Optuna still opens the file (it skips an
+unterminated last line), but the next append is glued onto the torn line and from then on every
+open fails with ``JSONDecodeError``. ``SafeJournalFileBackend`` cuts a torn tail off before it
+appends, under the same lock, so no live writer can be mid-line at that moment; the cut bytes are
+kept in ``<file>.torn`` for inspection. Opening a file Optuna cannot replay raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._file import get_lock_file
+
+
+class SafeJournalFileBackend(JournalFileBackend):
+    """A ``JournalFileBackend`` that cuts off a torn last line before appending."""
+
+    def repair(self) -> int:
+        """Cut a torn (unterminated) last line off the file; return how many bytes were cut.
+
+        Call only while holding the file's lock (``append_logs`` does).
+        """
+        with open(self._file_path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return 0
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return 0
+            end = size
+            block = 1 << 16
+            while end > 0:  # find the last newline, reading backwards
+                start = max(0, end - block)
+                f.seek(start)
+                chunk = f.read(end - start)
+                cut = chunk.rfind(b"\n")
+                if cut >= 0:
+                    end = start + cut + 1
+                    break
+                end = start
+            f.seek(end)
+            torn = f.read()
+            with open(self._file_path + ".torn", "ab") as side:
+                side.write(torn + b"\n")
+            f.truncate(end)
+            f.flush()
+            os.fsync(f.fileno())
+            return len(torn)
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)  # as Optuna writes them
+        with get_lock_file(self._lock):
+            self.repair()
+            with open(self._file_path, "ab") as f:
+                f.write(text.encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+
+
+def open_journal(path: str) -> JournalStorage:
+    """A journal storage on ``path`` (the folder is created); unreadable files raise ``ValueError``."""
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        backend = SafeJournalFileBackend(path)
+        with get_lock_file(backend._lock):
+            backend.repair()
+        return JournalStorage(backend)
+    except OSError as err:
+        raise ValueError(f"storage journal file {path!r} could not be opened: {err.strerror or err}.") from None
+    except (AssertionError, KeyError, TypeError, ValueError) as err:  # what Optuna's replay raises
+        raise ValueError(f"storage journal file {path!r} holds a line Optuna cannot replay "
+                         f"({type(err).__name__}: {err}); it is not a study journal or it is damaged.") from None
