@@ -7,8 +7,11 @@ their peers; the search stops when its budget of full-run equivalents is spent.
 Storage: a SQLite file ``studies/<study_name>.db`` by default (the folder is created; the study is
 resumed with ``load_if_exists``). SQLite is for one worker: with parallel workers Optuna 5 runs
 enqueued seed trials twice on SQLite (optuna#4002, reproduced on 5.0), so ``n_jobs > 1`` on SQLite
-is refused; use a journal file (a path ending in ``.log``) on one machine, or a PostgreSQL URL
-across machines.
+is refused, and so is a second process on the same file while one runs; use a journal file (a
+path ending in ``.log``) on one machine, or a PostgreSQL URL across machines.
+
+Nothing is lost and every seed runs exactly once, whatever is killed when (``_recovery``): each
+start fails and retries the trials whose process died, and re-enqueues the seeds owed a run.
 """
 
 from __future__ import annotations
@@ -38,46 +41,16 @@ from lrsearch.search._result import SearchResult
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import _current
 from lrsearch.search._space import suggest_schedule
+from lrsearch.search._liveness import owner
+from lrsearch.search._recovery import recover
+from lrsearch.search._seeds import SEED_ORDER
+from lrsearch.search._seeds import duplicate_of
+from lrsearch.search._seeds import enqueue_seeds
+from lrsearch.search._seeds import seeded
 from lrsearch.search._storage import HEARTBEAT_INTERVAL
 from lrsearch.search._storage import is_sqlite
 from lrsearch.search._storage import resolve_storage
-
-
-# Where each family's seed LR comes from (studies/bench_lr_find.py: ``midpoint`` is nearest the
-# best constant LR, ``steep`` nearest the best one-cycle peak; decays sit in between).
-_HOLD = ("constant", "plateau")
-_RISE = ("onecycle", "cyclic")
-# Which families are seeded first when the budget affords only some (the strong defaults first).
-SEED_ORDER = ("cosine", "onecycle", "wsd", "linear", "constant", "multistep", "cosine_restarts", "flat_cos",
-              "poly", "exponential", "step", "inverse_sqrt", "cyclic", "plateau")
-
-
-def seed_lr(result: RangeTestResult, family: str, low: float, high: float) -> tuple[float, str]:
-    """The seed LR for ``family`` from a range test, and the rule it came from."""
-    mid, steep = result.suggestion("midpoint"), result.suggestion("steep")
-    if family in _HOLD and mid:
-        return mid, "midpoint"
-    if family in _RISE and steep:
-        return steep, "steep"
-    if mid and steep:
-        return math.sqrt(mid * steep), "sqrt(midpoint*steep)"
-    return math.sqrt(low * high), "range centre"
-
-
-def enqueue_seeds(study: optuna.Study, space: SearchSpace, result: RangeTestResult,
-                  families: Sequence[str] | None = None) -> int:
-    """Enqueue one trial per family at its range-test point; idempotent (``skip_if_exists``).
-
-    Returns how many trials were newly enqueued.
-    """
-    before = len(study.get_trials(deepcopy=False))
-    for family in space.families if families is None else families:
-        lr, rule = seed_lr(result, family, *space.lr)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # Optuna warns about fixed params it re-checks
-            study.enqueue_trial(space.seed_params(family, lr), user_attrs={"seed": f"range_test:{rule}"},
-                                skip_if_exists=True)
-    return len(study.get_trials(deepcopy=False)) - before
+from lrsearch.search._storage import single_process
 
 
 def default_sampler(seed: int) -> optuna.samplers.BaseSampler:
@@ -148,15 +121,20 @@ def optimize(
             ``Rungs((1/9, 1/3, 1))`` for a deeper ladder); ``None`` trains every trial at full
             length. A plain objective learns its run length from ``lrsearch.run_length(trial,
             total_steps)``; one that never calls it runs full length and is never promoted.
-        n_trials, timeout: As ``Study.optimize`` (per call; a resumed study keeps its trials).
-        study_name: The study; also names the default SQLite file ``studies/<study_name>.db``.
+        n_trials, timeout: As ``Study.optimize`` (per call; a resumed study keeps its trials). The
+            timeout is checked between trials, as Optuna does: a trial that has started runs to its
+            end (or its pruning), so a call may return a trial's length after ``timeout``.
+        study_name: The study; also names the default SQLite file ``studies/<study_name>.db``, so
+            then it must be a file-safe name (letters, digits, ``_ . -``; at most 100).
         storage: ``None`` (that file), an Optuna storage URL or object, or a journal-file path
             ending in ``.log`` (for parallel workers on one machine).
         direction: ``"minimize"`` (default) or ``"maximize"``; a task brings its own.
         space: The ``SearchSpace`` (default: every searchable family).
         seed_from: A ``RangeTestResult``: its ``search_range()`` becomes the LR range and one trial
-            per family is enqueued at its suggested point at the shortest rung, once (re-runs skip
-            existing seeds); with a budget, at most ``SEED_SHARE`` (10%) of it goes to seeds (the
+            per family is enqueued at its suggested point at the shortest rung. Each seed runs
+            exactly once: re-runs skip seeds that ran; one interrupted (Ctrl-C) or killed is run
+            again when the study next starts (up to 3 attempts; one whose objective raised is
+            not retried). With a budget, at most ``SEED_SHARE`` (10%) of it goes to seeds (the
             families in ``SEED_ORDER`` first). Its steps count against the budget.
         sampler, pruner: Any Optuna sampler and pruner; defaults: grouped multivariate TPE seeded
             with ``seed``, and the ``ForecastPruner``.
@@ -213,6 +191,17 @@ def optimize(
                                                                       space.warmup, mode)
     if seed_from is not None:
         space = space.with_lr(seed_from)
+        if seed_families is not None and not set(seed_families) <= set(space.families):
+            raise ValueError(f"seed_families must be families of the space ({', '.join(space.families)}) "
+                             f"but got {list(seed_families)!r}.")
+    with single_process(storage):
+        return _run(objective, task, storage, study_name, direction, space, seed_from, seed_families, budget,
+                    rungs, n_trials, timeout, sampler, pruner, n_jobs, callbacks, show_progress_bar, catch, seed,
+                    artifacts)
+
+
+def _run(objective, task, storage, study_name, direction, space, seed_from, seed_families, budget,  # noqa: ANN001,ANN202
+         rungs, n_trials, timeout, sampler, pruner, n_jobs, callbacks, show_progress_bar, catch, seed, artifacts):
     study = optuna.create_study(storage=storage, sampler=sampler or default_sampler(seed),
                                 pruner=pruner or ForecastPruner(), study_name=study_name,
                                 direction=direction, load_if_exists=True)
@@ -225,27 +214,36 @@ def optimize(
         study.set_user_attr("full_steps", task.full_steps())
     if seed_from is not None:
         study.set_user_attr("range_test", seed_from.to_dict())
-        if seed_families is not None and not set(seed_families) <= set(space.families):
-            raise ValueError(f"seed_families must be families of the space ({', '.join(space.families)}) "
-                             f"but got {list(seed_families)!r}.")
         families = list(seed_families) if seed_families is not None else sorted(
             space.families, key=lambda f: SEED_ORDER.index(f) if f in SEED_ORDER else len(SEED_ORDER))
         if budget is not None:
             families = families[:max(1, int(SEED_SHARE * budget / rungs.fractions[0] + 1e-9))]
         if "range_test_steps" not in study.user_attrs:
             study.set_user_attr("range_test_steps", int(seed_from.iterations))
-        study.set_user_attr("seeds_enqueued", enqueue_seeds(study, space, seed_from, families)
-                            + study.user_attrs.get("seeds_enqueued", 0))
+        enqueue_seeds(study, space, seed_from, families)
+    recover(study)  # stale RUNNING trials of killed processes, seeds owed an attempt
+    if "seed_plan" in study.user_attrs:
+        study.set_user_attr("seeds_enqueued", len(seeded(study.get_trials(deepcopy=False))))
     run = objective if objective is not None else task_objective(task, seed)  # type: ignore[arg-type]
     keeper = Budget(rungs, budget, n_trials)
 
     def wrapped(trial: optuna.trial.Trial) -> float:
+        trial.set_user_attr("owner", {**owner(), "trial": trial.number})
+        twin = duplicate_of(study, trial)
+        if twin is not None:  # two processes re-enqueued one seed: it runs once
+            trial.set_user_attr("duplicate_of", twin)
+            raise optuna.TrialPruned(f"a duplicate of seed trial {twin}")
         if "fidelity" not in trial.user_attrs:  # a fresh trial (or a seed) starts at the shortest rung
             trial.set_user_attr("fidelity", keeper.fresh_fraction())
             trial.set_user_attr("rung", 0)
         token = _current.set(space)  # set in the worker's own context: threads do not inherit it
         try:
             value = run(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as err:  # recorded: a seed whose objective raises is not retried
+            trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:300])
+            raise
         finally:
             _current.reset(token)
         if artifacts is not None and trial.user_attrs.get("run_steps") == trial.user_attrs.get("full_steps"):
@@ -259,7 +257,7 @@ def optimize(
     if keeper.step(study):  # a resumed study: promotions still owed; a spent budget runs nothing
         return SearchResult(study, space)
     study.optimize(wrapped, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs,
-                   callbacks=[keeper, *(callbacks or [])], catch=catch,
+                   callbacks=[lambda s, _: recover(s), keeper, *(callbacks or [])], catch=catch,
                    show_progress_bar=show_progress_bar and (n_trials is not None or timeout is not None))
     result = SearchResult(study, space)
     if artifacts is not None:

@@ -156,10 +156,12 @@ class SearchResult:
         return "\n".join(lines)
 
     def counts(self) -> dict[str, int]:
-        """Trials by state (complete, pruned, fail, running, waiting)."""
+        """Trials by state (complete, pruned, fail, running, waiting; ``duplicate``: a seed attempt
+        pruned before it trained because another attempt of that seed ran)."""
         out: dict[str, int] = {}
         for t in self.study.get_trials(deepcopy=False):
-            out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
+            state = "duplicate" if "duplicate_of" in t.user_attrs else t.state.name.lower()
+            out[state] = out.get(state, 0) + 1
         return out
 
     def curves(self) -> list[Curve]:

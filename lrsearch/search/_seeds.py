@@ -1,0 +1,105 @@
+"""Seed trials: one per family at its range-test point, planned in the study, run exactly once.
+
+The plan (``seed_plan``: family -> params and the rule the LR came from) is a study attr, so any
+worker can see which seeds are owed (``_recovery.recover`` re-enqueues them). Each attempt carries
+``seed_key`` (its family); an attempt that starts when another attempt of its seed has run, or an
+earlier one is alive, is a duplicate and is pruned before it trains (``duplicate_of``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from lrsearch._range_result import RangeTestResult
+from lrsearch.search._liveness import is_stale
+from lrsearch.search._space import SearchSpace
+
+
+# Where each family's seed LR comes from (studies/bench_lr_find.py: ``midpoint`` is nearest the
+# best constant LR, ``steep`` nearest the best one-cycle peak; decays sit in between).
+_HOLD = ("constant", "plateau")
+_RISE = ("onecycle", "cyclic")
+# Which families are seeded first when the budget affords only some (the strong defaults first).
+SEED_ORDER = ("cosine", "onecycle", "wsd", "linear", "constant", "multistep", "cosine_restarts", "flat_cos",
+              "poly", "exponential", "step", "inverse_sqrt", "cyclic", "plateau")
+
+
+def seed_lr(result: RangeTestResult, family: str, low: float, high: float) -> tuple[float, str]:
+    """The seed LR for ``family`` from a range test, and the rule it came from."""
+    mid, steep = result.suggestion("midpoint"), result.suggestion("steep")
+    if family in _HOLD and mid:
+        return mid, "midpoint"
+    if family in _RISE and steep:
+        return steep, "steep"
+    if mid and steep:
+        return math.sqrt(mid * steep), "sqrt(midpoint*steep)"
+    return math.sqrt(low * high), "range centre"
+
+
+def seed_key(trial: FrozenTrial) -> str | None:
+    """The seed ``trial`` is an attempt of (its family), or ``None`` for a sampled trial."""
+    key = trial.user_attrs.get("seed_key")
+    if key is None and "seed" in trial.user_attrs:  # studies seeded before keys existed
+        key = trial.params.get("family")
+    return key if isinstance(key, str) else None
+
+
+def ran(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` ran to a result (COMPLETE or PRUNED), as opposed to being a pruned duplicate."""
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and "duplicate_of" not in trial.user_attrs
+
+
+def seeded(trials: Sequence[FrozenTrial]) -> set[str]:
+    """The seeds (families) with at least one attempt among ``trials``."""
+    return {k for k in map(seed_key, trials) if k is not None}
+
+
+def enqueue_seeds(study: optuna.Study, space: SearchSpace, result: RangeTestResult,
+                  families: Sequence[str] | None = None) -> int:
+    """Plan one seed per family at its range-test point and enqueue those not yet enqueued.
+
+    Idempotent: a seed with an attempt in the study (whatever its state) is not enqueued again
+    here; ``_recovery.recover`` re-enqueues the ones that ended without a result. Returns how many
+    were newly enqueued.
+    """
+    plan = dict(study.user_attrs.get("seed_plan") or {})
+    for family in space.families if families is None else families:
+        if family not in plan:
+            lr, rule = seed_lr(result, family, *space.lr)
+            plan[family] = {"params": space.seed_params(family, lr), "rule": f"range_test:{rule}"}
+    study.set_user_attr("seed_plan", plan)  # first, so a kill in the loop below leaves the rest owed
+    done = seeded(study.get_trials(deepcopy=False))
+    todo = [f for f in plan if f not in done and (families is None or f in families)]
+    for family in todo:
+        enqueue_seed(study, family, plan[family])
+    return len(todo)
+
+
+def enqueue_seed(study: optuna.Study, key: str, entry: dict[str, Any], attempt: int = 1) -> None:
+    """Enqueue one attempt of seed ``key`` (``entry``: its ``params`` and ``rule``)."""
+    attrs = {"seed": entry["rule"], "seed_key": key, "seed_attempt": attempt}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Optuna warns about fixed params it re-checks
+        study.enqueue_trial(dict(entry["params"]), user_attrs=attrs)
+
+
+def duplicate_of(study: optuna.Study, trial: optuna.trial.Trial) -> int | None:
+    """The attempt that makes ``trial`` (a seed attempt just started) redundant, if any."""
+    key = trial.user_attrs.get("seed_key")
+    if not isinstance(key, str):
+        return None
+    now = time.time()
+    for t in study.get_trials(deepcopy=False):
+        if t.number == trial.number or seed_key(t) != key or "duplicate_of" in t.user_attrs:
+            continue
+        if ran(t) or (t.state == TrialState.RUNNING and t.number < trial.number and not is_stale(t, now)):
+            return t.number
+    return None
