@@ -127,3 +127,51 @@ def test_divergence_in_training_prunes_with_a_reason_and_the_study_goes_on(tmp_p
     reasons = [t.user_attrs.get("prune_reason", "") for t in result.study.trials]
     assert any(r.startswith("non-finite metric") for r in reasons)
     assert result.counts().get("complete", 0) >= 1 and len(result.study.trials) == 12
+
+
+@FUZZ
+@given(name=st.text(max_size=30))
+def test_random_study_names_never_write_outside_the_working_folder(name: str, tmp_path_factory) -> None:
+    import os
+    from pathlib import Path
+
+    root = tmp_path_factory.mktemp("names")
+    work = root / "w"
+    work.mkdir()
+    os.chdir(work)
+    try:
+        lrsearch.optimize(lambda t: lrsearch.suggest_schedule(t).lr, n_trials=1, study_name=name, artifacts=None)
+    except ValueError as err:
+        assert "study_name" in str(err)
+    outside = [p for p in root.rglob("*") if p != work and work not in p.parents]
+    assert outside == []
+
+
+@FUZZ
+@given(name=st.text(max_size=40))
+def test_random_study_names_give_plain_file_stems(name: str) -> None:
+    from lrsearch.search._storage import file_stem
+
+    stem = file_stem(name)
+    assert stem == file_stem(name) and "/" not in stem and "\\" not in stem and "\x00" not in stem
+    assert stem.strip(".") and not stem.startswith("-") and len(stem) <= 100
+
+
+@FUZZ
+@given(password=st.text(min_size=3, max_size=20).filter(  # not a piece of the rest of the URL or the message
+    lambda p: p.strip() and p not in "postgresql://u:***@127.0.0.1:1/db?password= could not be opened"),
+       form=st.sampled_from(["raw", "quoted", "query"]), as_bytes=st.booleans())
+def test_random_passwords_are_never_shown(password: str, form: str, as_bytes: bool) -> None:
+    from urllib.parse import quote
+
+    from lrsearch.search._storage import masked
+
+    url = {"raw": f"postgresql://u:{password}@127.0.0.1:1/db",
+           "quoted": f"postgresql://u:{quote(password, safe='')}@127.0.0.1:1/db",
+           "query": f"postgresql://u@127.0.0.1:1/db?password={quote(password, safe='')}"}[form]
+    shown = masked(url.encode() if as_bytes else url)
+    assert password not in shown and quote(password, safe="") not in shown
+    try:
+        resolve_storage(url.encode() if as_bytes else url, "x", heartbeat_interval=None)
+    except ValueError as err:
+        assert password not in str(err) and quote(password, safe="") not in str(err)

@@ -246,3 +246,17 @@ def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path, monkeypatch) -
     assert other.returncode == 3 and "in use by another process" in other.stdout
     after = subprocess.run([sys.executable, "-c", code, str(tmp_path / "one.db")], capture_output=True, text=True)
     assert after.returncode == 0, after.stderr[-500:]  # released with the lock's holder
+
+
+@pytest.mark.parametrize("kind", STORAGES)
+def test_sigkill_at_random_moments_loses_nothing_and_runs_each_seed_once(kind: str, tmp_path, monkeypatch) -> None:
+    """The kill campaign (kill_campaign.py) at a small size: real SIGKILLs of real workers."""
+    import random
+
+    from tests.reliability_tests import kill_campaign
+
+    monkeypatch.chdir(tmp_path)
+
+    out = kill_campaign.campaign(_storage(kind, tmp_path), "kills", 3, random.Random(1), per_study=2)
+    assert out["completed_lost"] == 0 and out["left_running"] == 0 and out["studies"] == 2
+    assert out["studies_with_a_seed_not_run_once"] == 0 and len(out["seed_runs"]) == 2
