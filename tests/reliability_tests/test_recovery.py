@@ -234,18 +234,25 @@ def test_a_journal_line_optuna_cannot_replay_is_a_value_error(tmp_path) -> None:
         resolve_storage(str(path), "r")
 
 
-def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path, monkeypatch) -> None:
+def test_a_second_process_on_one_sqlite_file_is_refused_until_the_first_dies(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    storage = resolve_storage(str(tmp_path / "one.db"), "r", heartbeat_interval=None)
-    code = ("import sys, lrsearch; from lrsearch.search._storage import resolve_storage\n"
-            "try:\n    lrsearch.optimize(lambda t: 0.0, n_trials=1, study_name='r', storage=sys.argv[1], artifacts=None)\n"
-            "except ValueError as err:\n    print(err); sys.exit(3)\n")
-    with single_process(storage):  # this process holds the file, as a running study does
-        other = subprocess.run([sys.executable, "-c", code, str(tmp_path / "one.db")], capture_output=True, text=True,
-                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert other.returncode == 3 and "in use by another process" in other.stdout
-    after = subprocess.run([sys.executable, "-c", code, str(tmp_path / "one.db")], capture_output=True, text=True)
-    assert after.returncode == 0, after.stderr[-500:]  # released with the lock's holder
+    db = tmp_path / "one.db"
+    holder = subprocess.Popen(  # another process running a study on the file holds its lock
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1] + '.lock', 'a'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(120)", str(db)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ValueError, match="in use by another process"):
+            lrsearch.optimize(lambda t: 0.0, n_trials=1, study_name="r", storage=str(db), artifacts=None)
+    finally:
+        holder.kill()
+        holder.communicate()
+    result = lrsearch.optimize(lambda t: lrsearch.suggest_schedule(t).lr, n_trials=1, study_name="r",
+                               storage=str(db), artifacts=None)  # the lock died with its holder
+    assert result.counts() == {"complete": 1}
+    with single_process(resolve_storage(str(db), "r", heartbeat_interval=None)):
+        pass  # and this process let go of it when optimize returned
 
 
 @pytest.mark.parametrize("kind", STORAGES)
