@@ -25,6 +25,7 @@ from lrsearch._checks import check_int
 from lrsearch._data import TensorBatches
 from lrsearch._data import eval_mean
 from lrsearch._data import to_device
+from lrsearch._threads import threads_for_training
 from lrsearch._data import unpack
 from lrsearch.schedules import Schedule
 
@@ -58,6 +59,9 @@ class Task:
         amp: ``None``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 with a GradScaler).
         accumulation_steps: Micro-batches per optimizer step.
         clip_grad_norm: Clip the gradient norm to this value (after unscaling), if set.
+        threads: CPU threads for training; ``None`` follows the rule in ``lrsearch._threads``
+            (``$LRSEARCH_THREADS``, else ``$OMP_NUM_THREADS``, else half the cores, 1 to 4), ``0``
+            leaves torch's setting alone. Only CPU runs are affected.
     """
 
     model_fn: Callable[[], torch.nn.Module]
@@ -73,6 +77,7 @@ class Task:
     amp: str | None = None
     accumulation_steps: int = 1
     clip_grad_norm: float | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("model_fn", "loss_fn", "optimizer_fn"):
@@ -87,6 +92,8 @@ class Task:
         check_choice("amp", self.amp, (None, "bf16", "fp16"))
         if self.clip_grad_norm is not None and check_float("clip_grad_norm", self.clip_grad_norm) <= 0:
             raise ValueError(f"clip_grad_norm must be > 0 but got {self.clip_grad_norm!r}.")
+        if self.threads is not None:
+            self.threads = check_int("threads", self.threads, low=0)
         if self.direction == "maximize" and self.metric is None:
             raise ValueError("direction must be 'minimize' when metric is None (the validation loss).")
 
@@ -149,8 +156,17 @@ def train(
 
     ``on_eval`` may raise (``optuna.TrialPruned``) to stop the run. A non-finite training loss
     is not checked per step (that would sync the host every step); it surfaces at evaluation.
+    On a CPU the run uses ``task.threads`` threads (see ``Task``).
     """
     device = task.resolve_device()
+    if device.type != "cpu":
+        return _train(task, schedule, device, on_eval, seed, total_steps)
+    with threads_for_training(task.threads):
+        return _train(task, schedule, device, on_eval, seed, total_steps)
+
+
+def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callable[[int, float], None] | None,
+           seed: int, total_steps: int | None) -> TrainResult:
     torch.manual_seed(seed)
     model = task.model_fn().to(device)
     optimizer = task.optimizer_fn(model.parameters())
