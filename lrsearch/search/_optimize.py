@@ -47,6 +47,8 @@ from lrsearch.search._seeds import SEED_ORDER
 from lrsearch.search._seeds import duplicate_of
 from lrsearch.search._seeds import enqueue_seeds
 from lrsearch.search._seeds import seeded
+from lrsearch.search._session import Interrupt
+from lrsearch.search._session import Progress
 from lrsearch.search._storage import HEARTBEAT_INTERVAL
 from lrsearch.search._storage import is_sqlite
 from lrsearch.search._storage import resolve_storage
@@ -91,7 +93,7 @@ def optimize(
     pruner: optuna.pruners.BasePruner | None = None,
     n_jobs: int = 1,
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
-    show_progress_bar: bool = False,
+    show_progress_bar: bool | None = None,
     catch: tuple[type[Exception], ...] = (),
     seed: int = 0,
     artifacts: str | None = "studies/artifacts",
@@ -139,8 +141,9 @@ def optimize(
         sampler, pruner: Any Optuna sampler and pruner; defaults: grouped multivariate TPE seeded
             with ``seed``, and the ``ForecastPruner``.
         n_jobs: Threads, as ``Study.optimize``; refused (> 1) on SQLite, see the module docstring.
-        callbacks, show_progress_bar, catch: As ``Study.optimize`` (Optuna's bar needs ``n_trials``
-            or ``timeout``: with a budget alone none is shown).
+        callbacks, catch: As ``Study.optimize``.
+        show_progress_bar: A bar on stderr (trials, budget spent, best value and family);
+            ``None`` (default): shown when stderr is a terminal.
         seed: Seeds the default sampler and the reference loop.
         artifacts: Folder for optuna-dashboard artifacts (the LR curve of each trial that completes
             a full-length run, the range-test plot); ``None`` to skip them.
@@ -241,12 +244,16 @@ def _run(objective, task, storage, study_name, direction, space, seed_from, seed
             value = run(trial)
         except optuna.TrialPruned:
             raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            raise
         except Exception as err:  # recorded: a seed whose objective raises is not retried
             trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:300])
             raise
         finally:
             _current.reset(token)
-        if artifacts is not None and trial.user_attrs.get("run_steps") == trial.user_attrs.get("full_steps"):
+        full = trial.user_attrs.get("full_steps")
+        if artifacts is not None and full is not None and trial.user_attrs.get("run_steps") == full:
             from lrsearch.search._dashboard import upload_trial_curve
 
             upload_trial_curve(trial, artifacts)  # while the trial still runs: finished ones take none
@@ -256,11 +263,14 @@ def _run(objective, task, storage, study_name, direction, space, seed_from, seed
         return SearchResult(study, space)
     if keeper.step(study):  # a resumed study: promotions still owed; a spent budget runs nothing
         return SearchResult(study, space)
-    study.optimize(wrapped, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs,
-                   callbacks=[lambda s, _: recover(s), keeper, *(callbacks or [])], catch=catch,
-                   show_progress_bar=show_progress_bar and (n_trials is not None or timeout is not None))
-    result = SearchResult(study, space)
-    if artifacts is not None:
+    with Interrupt() as interrupt, Progress(keeper.budget, n_trials, show_progress_bar) as progress:
+        try:
+            study.optimize(wrapped, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, catch=catch,
+                           callbacks=[lambda s, _: recover(s), keeper, interrupt, progress, *(callbacks or [])])
+        except KeyboardInterrupt:
+            interrupt.hit = True
+    result = SearchResult(study, space, interrupted=interrupt.hit)
+    if artifacts is not None and not interrupt.hit:
         from lrsearch.search._dashboard import publish_study
 
         publish_study(result, artifacts)

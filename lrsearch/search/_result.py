@@ -64,11 +64,14 @@ class SearchResult:
     Attributes:
         study: The Optuna study (in its storage: open it with optuna-dashboard).
         space: The ``SearchSpace`` that was searched.
+        interrupted: ``True`` when a Ctrl-C ended the search early: this is the result so far;
+            calling ``optimize`` again with the same ``study_name`` and ``storage`` resumes it.
     """
 
-    def __init__(self, study: optuna.Study, space: SearchSpace | None = None) -> None:
+    def __init__(self, study: optuna.Study, space: SearchSpace | None = None, *, interrupted: bool = False) -> None:
         self.study = study
         self.space = space
+        self.interrupted = interrupted
         self._model: tuple[int, LossModel] | None = None
 
     @property
