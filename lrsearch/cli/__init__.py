@@ -23,7 +23,7 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     """The flags of commands that train the demo task."""
     p.add_argument("--epochs", type=int, default=12, help="epochs per trial (default 12)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the sampler and the training runs (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_schedule)
 
     p = sub.add_parser("gallery", help="draw every family at its defaults to a PNG")
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--out", default="studies/schedule_gallery.png")
+    p.add_argument("--steps", type=int, default=1000, help="optimizer steps to draw (default 1000)")
+    p.add_argument("--out", default="studies/schedule_gallery.png", help="PNG path (default studies/schedule_gallery.png)")
     p.set_defaults(func=_cmd_gallery)
 
     p = sub.add_parser("demo", help="the main job: range test, seeded search with pruning, report (MNIST-1D)")
@@ -63,26 +63,30 @@ def build_parser() -> argparse.ArgumentParser:
     _run_flags(p)
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("worker", help="join a demo study from another process (journal file by default)")
-    p.add_argument("--study", default="demo")
-    p.add_argument("--storage", help="shared storage: a .log journal path (default studies/<study>.log) or a URL")
-    p.add_argument("--trials", type=int, default=10)
+    p = sub.add_parser("worker", help="join a study from another process (journal file by default)")
+    p.add_argument("--study", default="demo", help="the study to join (default demo)")
+    p.add_argument("--storage", help="shared storage: a .log journal path or a URL (default $LRSEARCH_STORAGE, "
+                                     "else studies/<study>.log)")
+    p.add_argument("--trials", type=int, default=10, help="trials this worker runs (default 10)")
+    p.add_argument("--objective", metavar="MODULE:FUNCTION",
+                   help="your Optuna objective (module or FILE.py, then the function; default: the demo's MNIST-1D task)")
     _run_flags(p)
     p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("report", help="print a study's top schedules and write its plots")
     p.add_argument("storage", nargs="?", help="storage URL, .db or .log path (default studies/demo.db)")
     p.add_argument("--study", help="study name (needed when the storage holds several)")
-    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--top", type=int, default=10, help="rows of the table and curves in the plot (default 10)")
     p.add_argument("--target-steps", type=int, help="also choose and export the schedule for a run this long")
-    p.add_argument("--out", default="studies")
+    p.add_argument("--out", default="studies", help="folder for the spec and the plots (default studies)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("dashboard", help="serve optuna-dashboard for a study storage")
     p.add_argument("storage", nargs="?", help="storage URL, .db or .log path (default studies/demo.db)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--artifact-dir", default="studies/artifacts")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument("--artifact-dir", default="studies/artifacts",
+                   help="folder of the trials' artifacts (default studies/artifacts)")
     p.set_defaults(func=_cmd_dashboard)
     return parser
 
@@ -94,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ImportError) as err:
         print(f"lrsearch {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"lrsearch {args.command}: interrupted", file=sys.stderr)
+        return 130
     except OSError as err:  # a folder or file the command could not write: no traceback
         print(f"lrsearch {args.command}: error: {err.strerror or err}: {err.filename or ''}", file=sys.stderr)
         return 2

@@ -33,9 +33,10 @@ def _safe(storage: str) -> str:
 def _load(storage: str, study: str | None):  # noqa: ANN202
     import optuna
 
+    from lrsearch.search._storage import check_exists
     from lrsearch.search._storage import resolve_storage
 
-    store = resolve_storage(storage, study or "lrsearch", heartbeat_interval=None)
+    store = resolve_storage(check_exists(storage), study or "lrsearch", heartbeat_interval=None)
     names = optuna.get_all_study_names(store)
     if study is None:
         if len(names) != 1:
@@ -116,6 +117,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"plot {out / f'{args.study}_range_test.png'}")
     result = lrsearch.optimize(task=task, n_trials=args.trials, study_name=args.study, storage=storage,
                                budget=args.budget, seed_from=found, show_progress_bar=not args.quiet, seed=args.seed)
+    if result.interrupted:
+        return _interrupted(result, f"lrsearch demo --study {args.study}" + (
+            f" --storage {_safe(storage)}" if args.storage else ""))
     if args.trials == 0:
         print(f"\nprepared study {args.study!r} in {_safe(storage)} with "
               f"{result.study.user_attrs.get('seeds_enqueued', 0)} seed trials; start workers with:\n"
@@ -156,12 +160,54 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from lrsearch.search._storage import check_file_name
 
     storage = args.storage or os.environ.get(STORAGE_ENV) or f"studies/{check_file_name(args.study, '--study')}.log"
-    task, _ = mnist1d_task(args.epochs, args.device)
-    result = lrsearch.optimize(task=task, n_trials=args.trials, study_name=args.study, storage=storage,
-                               show_progress_bar=not args.quiet, seed=args.seed)
+    if args.objective:
+        result = lrsearch.optimize(_objective(args.objective), n_trials=args.trials, study_name=args.study,
+                                   storage=storage, show_progress_bar=not args.quiet, seed=args.seed)
+    else:
+        task, _ = mnist1d_task(args.epochs, args.device)
+        result = lrsearch.optimize(task=task, n_trials=args.trials, study_name=args.study, storage=storage,
+                                   show_progress_bar=not args.quiet, seed=args.seed)
+    if result.interrupted:
+        return _interrupted(result, " ".join(["lrsearch worker", f"--study {args.study}", f"--trials {args.trials}"]
+                                             + ([f"--objective {args.objective}"] if args.objective else [])))
     counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts().items()))
     print(f"worker done: study {args.study!r} in {_safe(storage)} now has {counts}")
     return 0
+
+
+def _interrupted(result, again: str) -> int:  # noqa: ANN001
+    """After a Ctrl-C: what is kept and how to go on; the exit status of an interrupted command."""
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts().items()))
+    best = ""
+    try:
+        best = f"; best so far {result.best_value:.4g} ({result.best_schedule.family})"
+    except ValueError:
+        pass
+    print(f"\ninterrupted: study {result.study.study_name!r} keeps {counts}{best}.\n"
+          f"resume with:  {again}", file=sys.stderr)
+    return 130
+
+
+def _objective(spec: str):  # noqa: ANN202
+    """``module:function`` or ``path/to/file.py:function``: the user's Optuna objective for a worker."""
+    import importlib
+    import importlib.util
+
+    module_name, sep, name = spec.rpartition(":")
+    if not sep or not module_name or not name.isidentifier():
+        raise ValueError(f"--objective must look like MODULE:FUNCTION or FILE.py:FUNCTION but got {spec!r}.")
+    if module_name.endswith(".py"):
+        if not Path(module_name).is_file():
+            raise ValueError(f"--objective file {module_name!r} not found.")
+        found = importlib.util.spec_from_file_location(Path(module_name).stem, module_name)
+        module = importlib.util.module_from_spec(found)  # type: ignore[arg-type]
+        found.loader.exec_module(module)  # type: ignore[union-attr]  # the user's own code, as pytest runs it
+    else:
+        module = importlib.import_module(module_name)
+    objective = getattr(module, name, None)
+    if not callable(objective):
+        raise ValueError(f"--objective {spec!r} names no function in {module_name!r}.")
+    return objective
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -176,9 +222,10 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
     from lrsearch.search._dashboard import artifact_store
+    from lrsearch.search._storage import check_exists
     from lrsearch.search._storage import resolve_storage
 
-    storage = _storage_arg(args.storage, "demo")
+    storage = check_exists(_storage_arg(args.storage, "demo"))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host} exposes the study to the network; "
               "the dashboard has no authentication.", file=sys.stderr)

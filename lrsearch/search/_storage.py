@@ -172,6 +172,25 @@ def resolve_storage(storage: Any, study_name: str, *, heartbeat_interval: int | 
     raise ValueError(f"storage must be a URL, a .db or .log path, or an Optuna storage but got {masked(storage)!r}.")
 
 
+def storage_file(storage: str) -> str | None:
+    """The file behind a storage string (a ``.db``/``.log`` path or a ``sqlite:///`` URL), else ``None``."""
+    if "://" not in storage:
+        return storage
+    if storage.startswith("sqlite:///"):
+        return storage[len("sqlite:///"):].split("?", 1)[0] or None
+    return None
+
+
+def check_exists(storage: str) -> str:
+    """``storage`` if the file it names exists (URLs of servers pass), else ``ValueError``: opening a
+    missing SQLite file would create an empty database."""
+    path = storage_file(storage)
+    if path is not None and not os.path.isfile(path):
+        raise ValueError(f"storage {masked(storage)!r} not found: no file {path!r} (run `lrsearch demo` to create "
+                         "studies/demo.db, or give the path of an existing .db or .log file).")
+    return storage
+
+
 def sqlite_file(storage: Any) -> str | None:
     """The database file of a SQLite storage, else ``None``."""
     url = getattr(getattr(storage, "engine", None), "url", None)
