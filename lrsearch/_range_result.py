@@ -13,6 +13,7 @@ import numpy as np
 
 from lrsearch._checks import check_choice
 from lrsearch._suggest import SUGGESTERS
+from lrsearch._suggest import before_spike
 from lrsearch._suggest import centred
 from lrsearch._suggest import ema
 from lrsearch._suggest import fastai_reference
@@ -78,11 +79,29 @@ class RangeTestResult:
         num_iter = int(self.config.get("num_iter", len(self.lrs)))
         return prepare(self.lrs, self.smoothed, num_iter // 10, min(5, max(0, len(self.lrs) - 2)))
 
+    def _window(self) -> tuple[np.ndarray, np.ndarray]:
+        """``_curve`` before its first spike (``before_spike``): what the suggestion rules read."""
+        return before_spike(*self._curve())
+
     def _raw(self) -> tuple[np.ndarray, np.ndarray]:
-        """Raw points up to the first non-finite loss."""
+        """Raw points up to the first non-finite loss and before ``cutoff_lr``."""
         bad = np.flatnonzero(~np.isfinite(self.losses))
         end = bad[0] if len(bad) else len(self.losses)
+        cutoff = self.cutoff_lr()
+        if cutoff is not None:
+            end = min(end, int(np.searchsorted(self.lrs[:end], cutoff)))
         return self.lrs[:end], self.losses[:end]
+
+    def cutoff_lr(self) -> float | None:
+        """The first LR at which the smoothed, trimmed loss exceeds ``SPIKE_FACTOR`` (1.5) times its
+        running minimum: a spike the test survived, or the start of its divergence.
+
+        Every suggestion (and ``search_range``) ignores this point and all later ones, so none can
+        land on a second descent after a spike. ``None`` when the loss never rose that far.
+        """
+        lrs, curve = self._curve()
+        kept = len(before_spike(lrs, curve)[1])
+        return float(lrs[kept]) if kept < len(curve) else None
 
     def reference_lr(self, lr: float) -> float:
         """The LR at which the default sweep (100 steps over 1e-7..10) has applied as much
@@ -102,14 +121,15 @@ class RangeTestResult:
 
         The first five read the EMA-smoothed curve with fastai's trims; ``midpoint`` is the
         density-normalised (``reference_lr``) LR where the zero-lag centred curve is halfway
-        down its descent. ``None`` when the curve has too few finite points for the rule.
+        down its descent. All six ignore the curve from ``cutoff_lr`` on (a loss spike of 1.5x
+        over the running minimum, or the divergence). ``None`` when the curve has too few finite
+        points for the rule.
         """
         check_choice("method", method, (*SUGGESTERS, "midpoint"))
         if method == "midpoint":
             h = midpoint(*self._raw())
             return None if h is None else self.reference_lr(h)
-        lrs, curve = self._curve()
-        return SUGGESTERS[method](lrs, curve)
+        return SUGGESTERS[method](*self._window())
 
     def suggestions(self) -> dict[str, float | None]:
         """Every suggestion rule, by name."""
@@ -131,8 +151,8 @@ class RangeTestResult:
         return out
 
     def min_loss_lr(self) -> float | None:
-        """The LR at the minimum of the smoothed, trimmed curve."""
-        lrs, curve = self._curve()
+        """The LR at the minimum of the smoothed, trimmed curve before ``cutoff_lr``."""
+        lrs, curve = self._window()
         return float(lrs[int(np.argmin(curve))]) if len(curve) else None
 
     @property

@@ -207,3 +207,26 @@ def test_reference_suggestions_rerun_fastai_and_torch_lr_finder_on_raw_losses() 
         f"fastai_{k}": v for k, v in fastai_reference(LRS, raw, len(LRS)).items()}
     assert ref["torch_lr_finder_steepest"] == torch_lr_finder_reference(LRS, raw)
     assert ref["fastai_valley"] != r.suggestion("valley")  # different smoothing, different answer
+
+
+def _spiky_sweep(spike: bool) -> RangeTestResult:
+    """A sigmoid descent centred at 1e-4; with ``spike``, the raw loss then spikes around 1e-2 (the
+    smoothed loss rises 3.8x over its running minimum, under the 5x stop) and descends again, more
+    steeply and lower than before; both curves diverge at the end."""
+    y = _sigmoid_drop(-4.0, 0.3)
+    if spike:
+        y = y + 15.0 * np.exp(-0.5 * ((LOG_LRS + 2.0) / 0.12) ** 2)
+        y = np.where(LOG_LRS > -1.6, y - 0.7 / (1.0 + np.exp(-(LOG_LRS + 1.2) / 0.1)), y)
+    return _result(y + np.where(LOG_LRS > 0.3, (LOG_LRS - 0.3) * 20, 0))
+
+
+def test_no_suggestion_lands_after_a_loss_spike_under_the_stop_threshold() -> None:
+    clean, spiky = _spiky_sweep(False), _spiky_sweep(True)
+    rise = spiky.smoothed / np.minimum.accumulate(spiky.smoothed)
+    assert 3.6 < rise[LOG_LRS < 0].max() < 4.0  # the spike: 3.8x, the test did not stop
+    spike_start = 10.0 ** -2.2  # the raw spike is well under way (peak at 1e-2)
+    got = spiky.suggestions()
+    assert all(v is not None and v < spike_start for v in got.values()), got
+    for rule in ("steep", "steepest"):  # the descent before the spike, as on the clean curve
+        assert got[rule] == clean.suggestion(rule)
+    assert spiky.min_loss_lr() < spike_start and spiky.search_range()[1] < 10 ** -1.5
