@@ -11,6 +11,8 @@ import torch
 
 import lrsearch
 from lrsearch import Schedule
+from tests.integrations_tests import AlwaysPrune
+from tests.integrations_tests import check_study_runs
 
 
 torch.set_num_threads(1)
@@ -85,21 +87,7 @@ def test_study_drives_each_step_from_the_trainers_step_count(tmp_path) -> None:
         return search.value
 
     result = lrsearch.optimize(objective, n_trials=3, storage=str(tmp_path / "s.log"), artifacts=None)
-    assert [t.state for t in result.study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
-    for number, search, lrs, global_step, full in runs:
-        trial = result.study.trials[number]
-        schedule = Schedule.from_dict(trial.user_attrs["schedule"])
-        assert full == 12 and trial.user_attrs["full_steps"] == 12  # 3 epochs of 4 batches
-        assert search.run_steps == trial.user_attrs["run_steps"] == global_step == len(lrs)
-        assert lrs == pytest.approx([schedule.lr_at(k, search.run_steps) for k in range(search.run_steps)])
-        assert len(trial.intermediate_values) == trial.user_attrs["n_evals"]
-        assert trial.value == search.value == trial.intermediate_values[max(trial.intermediate_values)]
-    assert any(s.run_steps == 4 for _, s, *_ in runs)  # a 1/3-length run of the default rungs: stopped at 4
-
-
-class AlwaysPrune(optuna.pruners.BasePruner):
-    def prune(self, study, trial) -> bool:
-        return True
+    check_study_runs(result, runs, full_steps=12)  # 3 epochs of 4 batches; a 1/3-length run stops at 4
 
 
 def test_pruning_raises_through_fit_and_the_trial_ends_pruned(tmp_path) -> None:
