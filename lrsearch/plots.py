@@ -72,17 +72,31 @@ def plot_schedules(
         raise ValueError("schedules must not be empty.")
     fig, ax = _new_axes(ax)
     steps = np.arange(total_steps)
+    drawn: list[tuple[str, np.ndarray, int]] = []  # identical curves share one line: "label xN"
     for label, s in items:
-        curve = s.curve(total_steps)
-        ax.plot(steps, curve / s.lr if relative else curve, label=label, **line_kwargs)
+        curve = s.curve(total_steps) / s.lr if relative else s.curve(total_steps)
+        same = next((i for i, (_, c, _) in enumerate(drawn) if np.allclose(c, curve, rtol=1e-9, atol=0)), None)
+        if same is None:
+            drawn.append((label, curve, 1))
+        else:
+            drawn[same] = (drawn[same][0], curve, drawn[same][2] + 1)
+    for label, curve, n in drawn:
+        ax.plot(steps, curve, label=f"{label} x{n}" if n > 1 else label, **line_kwargs)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("LR / peak" if relative else "learning rate")
     if log_scale:
         ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
-    if len(items) <= 12:
-        ax.legend(fontsize="small")
+    if len(drawn) == 1:  # a title, not a legend as wide as a long description
+        ax.set_title(ax.get_lines()[-1].get_label(), fontsize="small", wrap=True)
+    elif len(drawn) <= 12:
+        _legend_outside(ax)
     return fig
+
+
+def _legend_outside(ax: Axes) -> None:
+    """The legend right of the axes, where it covers no curve (constrained layout makes room)."""
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def plot_family_gallery(total_steps: int = 1000, *, lr: float = 1.0) -> Figure:
@@ -104,6 +118,9 @@ def plot_family_gallery(total_steps: int = 1000, *, lr: float = 1.0) -> Figure:
         ax.set_ylim(-0.05, 1.05)
         ax.grid(True, alpha=0.3)
     return fig
+
+
+_RULE_LABELS = {"minimum": "minimum/10 (fastai rule)"}  # the marker is at the LR of the minimum / 10
 
 
 def plot_range_test(
@@ -130,36 +147,84 @@ def plot_range_test(
         low, high = result.search_range()
         ax.axvspan(low, high, color="C2", alpha=0.15, label=f"search range {low:.2g}..{high:.2g}")
     if suggestions:
+        def mark(lr: float, style: str, color: str, label: str) -> None:
+            y = float(np.interp(np.log(lr), np.log(lrs), result.smoothed))
+            ax.plot([lr], [y], style, color=color, label=label)
+
+        lowest = result.min_loss_lr()
+        if lowest is not None:  # the true minimum, next to fastai's minimum/10 rule
+            mark(lowest, "v", "k", f"loss minimum {lowest:.2g}")
         for i, (name, lr) in enumerate(result.suggestions().items()):
             if lr is not None:
-                y = float(np.interp(np.log(lr), np.log(lrs), result.smoothed)) if len(lrs) else 0.0
-                ax.plot([lr], [y], "o", color=f"C{i + 3}", label=f"{name} {lr:.2g}")
+                mark(lr, "o", f"C{i + 3}", f"{_RULE_LABELS.get(name, name)} {lr:.2g}")
+        cutoff = result.cutoff_lr()
+        if cutoff is not None:
+            ax.axvline(cutoff, color="0.4", linestyle=":", label=f"cutoff {cutoff:.2g} (loss > 1.5x its min)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+    _legend_outside(ax)
     return fig
 
 
+def _family(trial: Any) -> str:
+    schedule = trial.user_attrs.get("schedule")
+    family = schedule.get("family") if isinstance(schedule, dict) else trial.params.get("family")
+    return str(family) if family is not None else "other"
+
+
+def _robust_limit(values: np.ndarray, maximize: bool) -> float | None:
+    """The edge beyond which values are outliers: the quartile away from the best, plus 1.5 times
+    its distance to the best (``None``: nothing to clip)."""
+    if len(values) < 4:
+        return None
+    best = float(np.max(values) if maximize else np.min(values))
+    quartile = float(np.quantile(values, 0.25 if maximize else 0.75))
+    edge = quartile + 1.5 * (quartile - best)
+    outside = values < edge if maximize else values > edge
+    return edge if edge != best and np.any(outside) else None
+
+
 def plot_history(study: Any, *, ax: Axes | None = None) -> Figure:
-    """Each trial's value by trial number (complete and pruned), with the best so far."""
+    """Each trial's value by trial number, coloured by schedule family (o complete, x pruned),
+    with the best so far. Outliers (beyond the worse quartile plus 1.5x its distance to the best)
+    and non-finite values are drawn at the edge of the clipped y-range, counted in the legend."""
     import optuna
 
     fig, ax = _new_axes(ax)
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    trials = [t for t in study.get_trials(deepcopy=False, states=states) if t.value is not None]
+    values = np.asarray([t.value for t in trials], dtype=float)
+    edge = _robust_limit(values[np.isfinite(values)], maximize)
+    inside = np.isfinite(values) if edge is None else np.isfinite(values) & (
+        (values >= edge) if maximize else (values <= edge))
+    families = sorted({_family(t) for t in trials})
+    for c, family in enumerate(families):
+        for state, marker in zip(states, ("o", "x"), strict=True):
+            mine = [i for i, t in enumerate(trials) if inside[i] and t.state == state and _family(t) == family]
+            label = family if state == states[0] else f"{family} (pruned)"
+            if mine or state == states[0]:
+                ax.plot([trials[i].number for i in mine], values[mine], marker, linestyle="none", alpha=0.8,
+                        color=f"C{c % 10}", label=label)
     best, xs, ys = None, [], []
-    for state, marker in ((optuna.trial.TrialState.COMPLETE, "o"), (optuna.trial.TrialState.PRUNED, "x")):
-        trials = [t for t in study.get_trials(deepcopy=False, states=(state,)) if t.value is not None]
-        ax.plot([t.number for t in trials], [t.value for t in trials], marker, linestyle="none",
-                alpha=0.7, label=state.name.lower())
-    for t in sorted(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
-                    key=lambda t: t.number):
-        if t.value is None or not np.isfinite(t.value):
-            continue
-        best = t.value if best is None else (max(best, t.value) if maximize else min(best, t.value))
-        xs.append(t.number)
-        ys.append(best)
-    ax.step(xs, ys, where="post", color="C3", label="best so far")
+    for t in sorted((t for t in trials if t.state == states[0]), key=lambda t: t.number):
+        if np.isfinite(t.value):
+            best = t.value if best is None else (max(best, t.value) if maximize else min(best, t.value))
+            xs.append(t.number)
+            ys.append(best)
+    ax.step(xs, ys, where="post", color="k", alpha=0.6, label="best so far")
+    out = np.flatnonzero(~inside)
+    if len(out):
+        finite = values[inside]
+        low, high = (float(np.min(finite)), float(np.max(finite))) if len(finite) else (0.0, 1.0)
+        at = low if maximize else high
+        pad = 0.05 * max(high - low, 1e-12)
+        ax.set_ylim(low - (2 * pad if maximize else pad), high + (pad if maximize else 2 * pad))
+        side = "below" if maximize else "above"
+        ax.plot([trials[i].number for i in out], [at - pad if maximize else at + pad] * len(out),
+                "^" if not maximize else "v", color="0.3", linestyle="none",
+                label=f"{len(out)} {side} {at:.4g} (clipped)")
     ax.set_xlabel("trial")
     ax.set_ylabel("objective value")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    _legend_outside(ax)
     return fig
