@@ -40,11 +40,10 @@ def stop_reason(trial: optuna.trial.FrozenTrial, promoted_to: int | None = None)
         return (f"not trained: a second attempt of the seed that trial {attrs['duplicate_of']} ran "
                 "(each seed runs once)")
     if trial.state == _State.PRUNED:
+        n = len(trial.intermediate_values)
+        done = f"pruned after {n} evaluation{'' if n == 1 else 's'} of {run}"
         reason = attrs.get("prune_reason")
-        if reason:
-            return f"pruned after {len(trial.intermediate_values)} evaluations of {run}: {reason}"
-        return (f"pruned after {len(trial.intermediate_values)} evaluations of {run} "
-                "(the pruner recorded no reason)")
+        return f"{done}: {reason}" if reason else f"{done} (the pruner recorded no reason)"
     if trial.state == _State.COMPLETE:
         if fraction < 1:
             text = f"ran its short screening run to the end: {run}"

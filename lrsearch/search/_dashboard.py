@@ -279,8 +279,8 @@ def publish_study(result: SearchResult, folder: str) -> None:
     best = result.best_schedule
     note = [f"## {best.family} wins: {metric} {result.best_value:.4g}", "",
             f"`{best.describe()}` (trial {result.best_trial.number}). Trials: {counts}.", "",
-            "Below: the top LR curves over the fraction of the run, the best value per family, and "
-            "the value against peak LR by family. Each trial's note says why it stopped." if figures else
+            "The study's main page shows the top LR curves over the fraction of the run, the best value per "
+            "family, and the value against peak LR by family. Each trial's note says why it stopped." if figures else
             "(`pip install plotly` for the figures of the top LR curves and of the families.)", "",
             f"## Top schedules\n\n{table}", "",
             f"## Best spec\n\n```json\n{json.dumps(best.to_dict(), indent=2)}\n```\n"

@@ -140,7 +140,7 @@ def test_figures_notes_and_range_test(study_dir) -> None:
         assert '```json\n{\n  "version": 1,' in note  # the spec, indented
     pruned = study.trials[4]
     assert pruned.state == optuna.trial.TrialState.PRUNED
-    assert "pruned after 1 evaluations" in _note(study, pruned) and "non-finite metric nan" in _note(study, pruned)
+    assert "pruned after 1 evaluation of 1/3" in _note(study, pruned) and "non-finite metric nan" in _note(study, pruned)
     assert any("ran to the end: full length (90 steps)" in _note(study, t) for t in study.trials)
 
     summary = study.user_attrs["range_test"]
