@@ -75,7 +75,8 @@ def plot_schedules(
     drawn: list[tuple[str, np.ndarray, int]] = []  # identical curves share one line: "label xN"
     for label, s in items:
         curve = s.curve(total_steps) / s.lr if relative else s.curve(total_steps)
-        same = next((i for i, (_, c, _) in enumerate(drawn) if np.allclose(c, curve, rtol=1e-9, atol=0)), None)
+        same = next((i for i, (_, c, _) in enumerate(drawn) if np.allclose(c, curve, rtol=1e-9, atol=0)),
+                    None)
         if same is None:
             drawn.append((label, curve, 1))
         else:
@@ -200,7 +201,8 @@ def plot_history(study: Any, *, ax: Axes | None = None) -> Figure:
     families = sorted({_family(t) for t in trials})
     for c, family in enumerate(families):
         for state, marker in zip(states, ("o", "x"), strict=True):
-            mine = [i for i, t in enumerate(trials) if inside[i] and t.state == state and _family(t) == family]
+            mine = [i for i, t in enumerate(trials)
+                    if inside[i] and t.state == state and _family(t) == family]
             label = family if state == states[0] else f"{family} (pruned)"
             if mine or state == states[0]:
                 ax.plot([trials[i].number for i in mine], values[mine], marker, linestyle="none", alpha=0.8,

@@ -19,6 +19,7 @@ from lrsearch.plots import plot_schedules
 
 matplotlib.use("Agg")
 LOG_LRS = np.linspace(-7, 1, 161)
+FAMILIES = ["cosine", "onecycle", "step"]
 
 
 def _labels(ax) -> dict:
@@ -63,7 +64,7 @@ def _trial(family: str, value: float, state=optuna.trial.TrialState.COMPLETE):
     return optuna.trial.create_trial(
         state=state, value=value if state == optuna.trial.TrialState.COMPLETE else None,
         intermediate_values={0: value}, params={"family": family},
-        distributions={"family": optuna.distributions.CategoricalDistribution(["cosine", "onecycle", "step"])},
+        distributions={"family": optuna.distributions.CategoricalDistribution(FAMILIES)},
         user_attrs={"schedule": Schedule(family, lr=0.1).to_dict()},
     )
 
