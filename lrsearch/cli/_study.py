@@ -89,6 +89,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import lrsearch
     from lrsearch._demo import mnist1d_task
 
+    from lrsearch.search._dashboard import artifact_dir_for
     from lrsearch.search._storage import check_file_name
 
     check_file_name(args.study, "--study")  # before anything is written under its name
@@ -134,7 +135,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"   schedule = lrsearch.Schedule.from_json(open('{spec}').read())\n"
           f"   scheduler = schedule.build(optimizer, total_steps={target})")
     print(f"\nopen it in the dashboard:  lrsearch dashboard {_safe(storage)}\n"
-          f"   (or: optuna-dashboard {_safe(storage)} --artifact-dir studies/artifacts)")
+          f"   (or: optuna-dashboard {_safe(storage)} --artifact-dir {artifact_dir_for(result.study)})")
     print(f"done in {time.perf_counter() - t0:.0f}s; best validation loss {result.best_value:.4f} "
           f"({result.best_schedule.family})")
     return 0
@@ -221,7 +222,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
-    from lrsearch.search._dashboard import artifact_store
+    from lrsearch.search._dashboard import dashboard_artifact_store
     from lrsearch.search._storage import check_exists
     from lrsearch.search._storage import resolve_storage
 
@@ -231,5 +232,5 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
               "the dashboard has no authentication.", file=sys.stderr)
     print(f"optuna-dashboard on http://{args.host}:{args.port} for {_safe(storage)} (Ctrl-C stops it)", flush=True)
     run_server(resolve_storage(storage, "demo", heartbeat_interval=None), host=args.host, port=args.port,
-               artifact_store=artifact_store(args.artifact_dir))
+               artifact_store=dashboard_artifact_store(storage, args.artifact_dir))
     return 0

@@ -29,6 +29,8 @@ from lrsearch._checks import check_int
 from lrsearch._range_result import RangeTestResult
 from lrsearch._train import Task
 from lrsearch._train import train
+from lrsearch.search._dashboard import name_metric
+from lrsearch.search._dashboard import record_range_test
 from lrsearch.search._fidelity import DEFAULT_BUDGET
 from lrsearch.search._fidelity import FULL_ONLY
 from lrsearch.search._fidelity import SEED_SHARE
@@ -211,12 +213,13 @@ def _run(objective, task, storage, study_name, direction, space, seed_from, seed
     if study.direction.name.lower() != direction:
         raise ValueError(f"direction must match the stored study's ({study.direction.name.lower()}) "
                          f"but got {direction!r}.")
+    name_metric(study, task)  # the dashboard shows "val_loss", not "Objective 0"
     study.set_user_attr("search_space", space.describe())
     study.set_user_attr("rungs", rungs.describe())
     if task is not None:
         study.set_user_attr("full_steps", task.full_steps())
     if seed_from is not None:
-        study.set_user_attr("range_test", seed_from.to_dict())
+        record_range_test(study, seed_from, artifacts)  # data and plot as artifacts, a summary as an attr
         families = list(seed_families) if seed_families is not None else sorted(
             space.families, key=lambda f: SEED_ORDER.index(f) if f in SEED_ORDER else len(SEED_ORDER))
         if budget is not None:

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 
+import optuna
 import pytest
 
 from lrsearch.cli import main
@@ -74,6 +75,7 @@ def test_dashboard_warns_before_serving_all_interfaces(tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     served = {}
     monkeypatch.setattr(optuna_dashboard, "run_server", lambda storage, **kw: served.update(kw))
+    optuna.create_study(study_name="x", storage="sqlite:///x.db")
     assert main(["dashboard", "sqlite:///x.db", "--host", "0.0.0.0", "--port", "9"]) == 0
     assert "exposes the study to the network" in capsys.readouterr().err and served["host"] == "0.0.0.0"
 
