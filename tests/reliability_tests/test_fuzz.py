@@ -133,7 +133,6 @@ def test_divergence_in_training_prunes_with_a_reason_and_the_study_goes_on(tmp_p
 @given(name=st.text(max_size=30))
 def test_random_study_names_never_write_outside_the_working_folder(name: str, tmp_path_factory) -> None:
     import os
-    from pathlib import Path
 
     root = tmp_path_factory.mktemp("names")
     work = root / "w"

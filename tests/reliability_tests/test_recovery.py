@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,8 +67,7 @@ def test_a_seed_interrupted_by_ctrl_c_runs_on_the_next_start(kind: str, tmp_path
             raise KeyboardInterrupt
         return 1.0
 
-    with pytest.raises(KeyboardInterrupt):
-        _run(storage, 10, _range_test(), interrupted)
+    assert _run(storage, 10, _range_test(), interrupted).interrupted  # optimize returns the result so far
     study = _run(storage, 8).study
     assert _runs_per_seed(study) == {f: 1 for f in FAMILIES}
     cosine = [t for t in study.trials if seed_key(t) == "cosine"]
