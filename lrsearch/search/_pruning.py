@@ -128,6 +128,7 @@ class PlateauPruner(optuna.pruners.BasePruner):
         self.n_startup_trials = check_int("n_startup_trials", n_startup_trials, low=0)
         self.n_warmup_steps = check_int("n_warmup_steps", n_warmup_steps, low=0)
         self.protect_below = check_float("protect_below", protect_below)
+        self.reasons: dict[int, str] = {}  # trial number -> why it was pruned (read by ``report``)
         if not 0 <= self.protect_below <= 1:
             raise ValueError(f"protect_below must be in [0, 1] but got {protect_below!r}.")
 
@@ -155,4 +156,10 @@ class PlateauPruner(optuna.pruners.BasePruner):
         if len(peers) < max(1, self.n_startup_trials):
             return False
         cut = float(np.percentile(peers, 100 - self.percentile if maximize else self.percentile))
-        return monitor.best < cut if maximize else monitor.best > cut
+        stalled = monitor.best < cut if maximize else monitor.best > cut
+        if stalled:  # the rule and its numbers, for the trial's prune_reason
+            self.reasons[trial.number] = (
+                f"PlateauPruner: {monitor.num_bad_evals} evaluations without improvement (patience "
+                f"{self.patience}) and its best {monitor.best:.4g} is worse than the peers' "
+                f"{self.percentile:g}th-percentile {cut:.4g} at step {step} ({len(peers)} peers)")
+        return stalled

@@ -16,6 +16,7 @@ import pytest
 
 import lrsearch
 from lrsearch.search._storage import resolve_storage
+from tests.procs import finish
 
 
 WORKER = str(Path(__file__).with_name("worker.py"))
@@ -81,8 +82,8 @@ def test_four_workers_twenty_five_trials_each_on_a_journal_file(tmp_path, monkey
     subprocess.run([sys.executable, WORKER, storage, "par", "0", "0", seeds], check=True, capture_output=True,
                    env={**os.environ, "PYTHONWARNINGS": "ignore"})  # prepare: create and seed, once
     workers = [_spawn(storage, "par", "25", "0.0") for _ in range(4)]
-    codes = [(w.wait(timeout=120), w.communicate()[1].decode()) for w in workers]
-    assert [c for c, _ in codes] == [0, 0, 0, 0], [e[-500:] for _, e in codes]
+    codes = finish(workers)
+    assert [c for c, _ in codes] == [0, 0, 0, 0], [e for _, e in codes]
     trials = optuna.load_study(study_name="par", storage=resolve_storage(storage, "par")).trials
     assert len(trials) == 100 and all(t.state.is_finished() for t in trials)
     seeded = [t for t in trials if "seed" in t.user_attrs]
@@ -110,8 +111,8 @@ def test_postgresql_workers(tmp_path, monkeypatch) -> None:
     subprocess.run([sys.executable, WORKER, url, name, "0", "0", seeds], check=True, capture_output=True,
                    env={**os.environ, "PYTHONWARNINGS": "ignore"})
     workers = [_spawn(url, name, "10", "0.0") for _ in range(3)]
-    codes = [(w.wait(timeout=120), w.communicate()[1].decode()) for w in workers]
-    assert [c for c, _ in codes] == [0, 0, 0], [e[-500:] for _, e in codes]
+    codes = finish(workers)
+    assert [c for c, _ in codes] == [0, 0, 0], [e for _, e in codes]
     trials = optuna.load_study(study_name=name, storage=url).trials
     assert len(trials) == 30 and all(t.state.is_finished() for t in trials)
     seeded = [t for t in trials if "seed" in t.user_attrs]

@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from lrsearch.cli import main
+from tests.procs import finish
 
 
 def test_demo_runs_end_to_end_and_report_reads_it(tmp_path, monkeypatch, capsys) -> None:
@@ -95,8 +96,8 @@ def test_demo_prepares_and_workers_join_a_journal_file(tmp_path, monkeypatch, ca
     procs = [subprocess.Popen([sys.executable, "-m", "lrsearch", "worker", "--study", "shared", "--trials", "3",
                                "--epochs", "1", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [e.decode()[-800:] for _, e in outs]
+    codes = finish(procs)
+    assert [c for c, _ in codes] == [0, 0], [e for _, e in codes]
     import optuna
 
     from lrsearch.search._storage import resolve_storage

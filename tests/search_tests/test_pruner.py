@@ -64,6 +64,14 @@ def test_maximize_direction() -> None:
     assert _first_prune(_study(PlateauPruner(patience=2, n_startup_trials=3), peers, "maximize"), curve) == 4
 
 
+def test_a_plateau_prune_names_its_rule_and_numbers() -> None:
+    study = _study(PlateauPruner(patience=2, n_startup_trials=3), PEERS)
+    assert _first_prune(study, [1.0, 0.8, 0.75, 0.75, 0.75, 0.75]) == 4
+    reason = study.trials[-1].user_attrs["prune_reason"]
+    assert reason.startswith("PlateauPruner: 2 evaluations without improvement (patience 2)")
+    assert "50th-percentile" in reason and "(4 peers)" in reason
+
+
 def test_non_finite_reason_is_kept() -> None:
     study = _study(PlateauPruner(), PEERS)
     trial = study.ask()
