@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
 import sys
@@ -25,14 +26,30 @@ import optuna
 from lrsearch.search._fidelity import spent
 
 
+_TRIAL_LOGGER = "optuna.study._optimize"  # the logger whose records say "Trial N failed ..."
+
+
+class _NoInterruptTraceback(logging.Filter):
+    """Optuna logs a trial failed by Ctrl-C with the traceback of wherever the signal landed
+    (matplotlib, torch): keep its one-line message, drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is KeyboardInterrupt:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 class Interrupt:
     """Record SIGINT while a search runs (main thread only; elsewhere a no-op)."""
 
     def __init__(self) -> None:
         self.hit = False
         self._previous: Any = None
+        self._filter = _NoInterruptTraceback()
 
     def __enter__(self) -> Interrupt:
+        logging.getLogger(_TRIAL_LOGGER).addFilter(self._filter)
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.getsignal(signal.SIGINT)
             signal.signal(signal.SIGINT, self._handle)
@@ -47,6 +64,7 @@ class Interrupt:
             study.stop()
 
     def __exit__(self, *exc: object) -> None:
+        logging.getLogger(_TRIAL_LOGGER).removeFilter(self._filter)
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
 

@@ -20,7 +20,7 @@ def _search(objective, tmp_path, **kwargs) -> lrsearch.SearchResult:  # noqa: AN
                              space=lrsearch.SearchSpace(["cosine", "constant"]), **kwargs)
 
 
-def test_ctrl_c_returns_the_result_so_far_and_resumes(tmp_path) -> None:
+def test_ctrl_c_returns_the_result_so_far_and_resumes(tmp_path, caplog) -> None:
     calls = []
 
     def objective(trial: optuna.trial.Trial) -> float:
@@ -32,6 +32,8 @@ def test_ctrl_c_returns_the_result_so_far_and_resumes(tmp_path) -> None:
 
     result = _search(objective, tmp_path, n_trials=20)
     assert result.interrupted and len(calls) == 4  # stopped at once
+    failed = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert failed and all(r.exc_info is None for r in failed)  # Optuna's line, without a traceback
     states = [t.state for t in result.study.trials]
     assert states == [optuna.trial.TrialState.COMPLETE] * 3 + [optuna.trial.TrialState.FAIL]
     assert result.study.trials[3].user_attrs["interrupted"] is True
