@@ -4,6 +4,9 @@
 ``cycle_mult`` and adds what torch lacks (pytorch#62640): a float ``cycle_mult`` and a peak decay
 ``cycle_decay`` per cycle, as timm has.
 
+With ``whole_steps=False`` and ``first_cycle_frac=1/k`` it is transformers'
+``get_cosine_with_hard_restarts_schedule_with_warmup(num_cycles=k)``, whose cycles are fractions of a step.
+
 ``cyclic`` matches torch's ``CyclicLR``, with one deliberate change: ``gamma`` (``exp_range`` only)
 is the amplitude factor *per cycle*, so the spec does not depend on the run length; torch's
 per-iteration gamma is ``gamma ** (1 / cycle_steps)``.
@@ -39,7 +42,10 @@ def _cycle_starts(index: np.ndarray, first: float, mult: float) -> np.ndarray:
 
 
 def _cosine_restarts(t: np.ndarray, total: int, p: P) -> np.ndarray:
-    first = float(max(1, steps_of(p["first_cycle_frac"], total)))
+    if p["whole_steps"]:  # torch's integer T_0
+        first = float(max(1, steps_of(p["first_cycle_frac"], total)))
+    else:  # HF's hard restarts: num_cycles equal cycles of total / num_cycles steps, a fraction
+        first = p["first_cycle_frac"] * total
     mult = p["cycle_mult"]
     if mult == 1.0:
         index = np.floor(t / first)
@@ -120,6 +126,9 @@ register(
             "cycle_decay": Float(1.0, 0.0, 1.0, low_open=True, search=FloatRange(0.5, 1.0),
                                  doc="each cycle's peak is cycle_decay times the last"),
             "min_ratio": MIN_RATIO,
+            "whole_steps": Choice(True, (True, False),
+                                  doc="round the first cycle to whole steps (torch T_0); false keeps "
+                                      "the exact fraction (HF hard restarts: 1 / num_cycles)"),
         },
         _cosine_restarts,
         decays_late=True,

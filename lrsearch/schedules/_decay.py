@@ -1,5 +1,5 @@
-"""Monotone decays from the peak: constant, linear, cosine, poly, exponential, inverse_sqrt,
-and the hold-then-decay families wsd and flat_cos.
+"""Decays from the peak: constant, linear, cosine, poly, exponential, tanh, inverse_sqrt, and the
+hold-then-decay families wsd and flat_cos (monotone, but for a cosine with ``cycles > 0.5``).
 
 Progress is ``u = t / total`` (torch's ``CosineAnnealingLR(T_max=total)`` and ``PolynomialLR``
 convention, also HF's and timm's), so the last step sits at ``u = (total - 1) / total`` and a
@@ -44,7 +44,9 @@ def _linear(t: np.ndarray, total: int, p: P) -> np.ndarray:
 
 def _cosine(t: np.ndarray, total: int, p: P) -> np.ndarray:
     # k-decay (timm ``k_decay``, arXiv 2004.05909): k > 1 keeps the LR high for longer.
-    return anneal_cos(1.0, p["min_ratio"], (t / total) ** p["k"])
+    # cycles is HF's num_cycles, cos(2 pi cycles u): 0.5 is one half-wave (2 * 0.5 * x == x exactly,
+    # so the default is bit-identical to the plain form); less stops above min_ratio, more rises again.
+    return anneal_cos(1.0, p["min_ratio"], 2.0 * p["cycles"] * (t / total) ** p["k"])
 
 
 def _poly(t: np.ndarray, total: int, p: P) -> np.ndarray:
@@ -60,6 +62,12 @@ def _exponential(t: np.ndarray, total: int, p: P) -> np.ndarray:
 def _inverse_sqrt(t: np.ndarray, total: int, p: P) -> np.ndarray:
     timescale = p["timescale_frac"] * total
     return 1.0 / np.sqrt(1.0 + t / timescale)
+
+
+def _tanh(t: np.ndarray, total: int, p: P) -> np.ndarray:
+    # timm TanhLRScheduler, one cycle: lr_min + (peak - lr_min) (1 - tanh(lb (1 - u) + ub u)) / 2.
+    u = t / total
+    return p["min_ratio"] + (1.0 - p["min_ratio"]) * 0.5 * (1.0 - np.tanh(p["lb"] * (1.0 - u) + p["ub"] * u))
 
 
 def _one_minus_sqrt(start: float, end: float, pos: np.ndarray) -> np.ndarray:
@@ -99,6 +107,8 @@ register(
             "min_ratio": MIN_RATIO,
             "k": Float(1.0, 0.0, None, low_open=True, search=FloatRange(0.5, 3.0, log=True),
                        doc="k-decay exponent on progress; k > 1 holds the LR high longer"),
+            "cycles": Float(0.5, 0.0, 1e6, low_open=True,
+                            doc="cosine cycles over the run (HF num_cycles); 0.5 ends at min_ratio"),
         },
         _cosine,
     )
@@ -123,6 +133,20 @@ register(
                                doc="ratio of the peak reached at the end of the run"),
         },
         _exponential,
+    )
+)
+register(
+    Family(
+        "tanh",
+        "tanh decay from lb to ub to min_ratio (timm tanh)",
+        {
+            "lb": Float(-7.0, None, 0.0, high_open=True, search=FloatRange(-9.0, -4.0),
+                        doc="tanh argument at the start"),
+            "ub": Float(3.0, 0.0, None, search=FloatRange(1.0, 5.0), doc="tanh argument at the end"),
+            "min_ratio": MIN_RATIO,
+        },
+        _tanh,
+        decays_late=True,  # lb = -7 holds ~the peak for the first third of the run
     )
 )
 register(
