@@ -45,7 +45,7 @@ def _cosine_restarts(t: np.ndarray, total: int, p: P) -> np.ndarray:
     if p["whole_steps"]:  # torch's integer T_0
         first = float(max(1, steps_of(p["first_cycle_frac"], total)))
     else:  # HF's hard restarts: num_cycles equal cycles of total / num_cycles steps, a fraction
-        first = p["first_cycle_frac"] * total
+        first = max(p["first_cycle_frac"] * total, 1e-6)  # a millionth of a step: no 0/0 at 5e-324
     mult = p["cycle_mult"]
     if mult == 1.0:
         index = np.floor(t / first)

@@ -102,3 +102,11 @@ def test_tanh_bounds_and_cycles_bound() -> None:
         Schedule("tanh", params={"ub": -1.0})
     with pytest.raises(ValueError, match=r"params.cycles must be in \(0, 1e\+06\] but got 1e\+300"):
         Schedule("cosine", params={"cycles": 1e300})
+
+
+@pytest.mark.parametrize("mult", [1.0, 2.0])
+def test_fractional_restarts_with_a_vanishing_first_cycle_stay_finite(mult: float) -> None:
+    s = Schedule("cosine_restarts", lr=1.0, params={"first_cycle_frac": 5e-324, "cycle_mult": mult,
+                                                     "whole_steps": False})
+    ratios = s.multipliers(np.arange(50), 50)
+    assert np.all(np.isfinite(ratios)) and np.all((ratios >= 0) & (ratios <= 1))

@@ -92,3 +92,10 @@ def test_bad_spaces(kwargs: dict, message: str) -> None:
 
 def test_public_names() -> None:
     assert lrsearch.suggest_schedule is suggest_schedule and lrsearch.SearchSpace is SearchSpace
+
+
+def test_opt_in_families_are_searched_only_when_named() -> None:
+    from lrsearch.search._space import OPT_IN
+
+    assert not set(OPT_IN) & set(SearchSpace().families)
+    assert list(SearchSpace(["tanh", "cosine"]).families) == ["tanh", "cosine"]
