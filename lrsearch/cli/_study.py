@@ -10,16 +10,16 @@ from pathlib import Path
 STORAGE_ENV = "LRSEARCH_STORAGE"
 
 
-def _storage_arg(value: str | None, default_study: str) -> str:
+def _storage_arg(value: str | None, default_study: str, suffix: str = ".db") -> str:
     """A storage from the CLI: ``--storage``, else ``$LRSEARCH_STORAGE`` (a URL with a password
-    stays out of shell history and out of what we print), else ``studies/<study>.db``; a ``.db``
-    path becomes ``sqlite:///path`` (what optuna-dashboard reads too)."""
+    stays out of shell history and out of what we print), else ``studies/<study><suffix>``; a
+    ``.db`` path becomes ``sqlite:///path`` (what optuna-dashboard reads too)."""
     import os
 
     from lrsearch.search._storage import sqlite_path
     from lrsearch.search._storage import check_file_name
 
-    value = value or os.environ.get(STORAGE_ENV) or f"studies/{check_file_name(default_study, '--study')}.db"
+    value = value or os.environ.get(STORAGE_ENV) or f"studies/{check_file_name(default_study, '--study')}{suffix}"
     return sqlite_path(value) if "://" not in value and value.endswith(".db") else value
 
 
@@ -68,8 +68,7 @@ def _write_report(result, out: Path, name: str, k: int, target_steps: int | None
     name = file_stem(name)  # a study name never chooses a folder: "/x/y" or "../z" become plain stems
     out.mkdir(parents=True, exist_ok=True)
     print(result.table(k, include_pruned=True))
-    counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts().items()))
-    print(f"\ntrials: {counts}")
+    print(f"\ntrials: {result.counts_text()}")
     best = result.export_best(out / f"{name}_best_schedule.json")
     result.plot_schedules(k).savefig(out / f"{name}_top_schedules.png", dpi=100)
     result.plot_history().savefig(out / f"{name}_history.png", dpi=100)
@@ -156,35 +155,26 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from lrsearch._demo import mnist1d_task
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    import os
-
-    from lrsearch.search._storage import check_file_name
-
-    storage = args.storage or os.environ.get(STORAGE_ENV) or f"studies/{check_file_name(args.study, '--study')}.log"
-    if args.objective:
-        result = lrsearch.optimize(_objective(args.objective), n_trials=args.trials, study_name=args.study,
-                                   storage=storage, show_progress_bar=not args.quiet, seed=args.seed)
-    else:
-        task, _ = mnist1d_task(args.epochs, args.device)
-        result = lrsearch.optimize(task=task, n_trials=args.trials, study_name=args.study, storage=storage,
-                                   show_progress_bar=not args.quiet, seed=args.seed)
+    storage = _storage_arg(args.storage, args.study, suffix=".log")
+    objective = _objective(args.objective) if args.objective else None
+    task = None if objective else mnist1d_task(args.epochs, args.device)[0]
+    result = lrsearch.optimize(objective, task=task, n_trials=args.trials, study_name=args.study, storage=storage,
+                               show_progress_bar=not args.quiet, seed=args.seed)
     if result.interrupted:
         return _interrupted(result, " ".join(["lrsearch worker", f"--study {args.study}", f"--trials {args.trials}"]
                                              + ([f"--objective {args.objective}"] if args.objective else [])))
-    counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts().items()))
-    print(f"worker done: study {args.study!r} in {_safe(storage)} now has {counts}")
+    print(f"worker done: study {args.study!r} in {_safe(storage)} now has {result.counts_text()}")
     return 0
 
 
 def _interrupted(result, again: str) -> int:  # noqa: ANN001
     """After a Ctrl-C: what is kept and how to go on; the exit status of an interrupted command."""
-    counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts().items()))
     best = ""
     try:
         best = f"; best so far {result.best_value:.4g} ({result.best_schedule.family})"
     except ValueError:
         pass
-    print(f"\ninterrupted: study {result.study.study_name!r} keeps {counts}{best}.\n"
+    print(f"\ninterrupted: study {result.study.study_name!r} keeps {result.counts_text()}{best}.\n"
           f"resume with:  {again}", file=sys.stderr)
     return 130
 

@@ -275,7 +275,7 @@ def publish_study(result: SearchResult, folder: str) -> None:
     except ValueError:
         return
     figures = _save_figures(study, metric)
-    counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts().items()))
+    counts = result.counts_text()
     best = result.best_schedule
     note = [f"## {best.family} wins: {metric} {result.best_value:.4g}", "",
             f"`{best.describe()}` (trial {result.best_trial.number}). Trials: {counts}.", "",

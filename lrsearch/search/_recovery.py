@@ -19,6 +19,7 @@ that recorded a first heartbeat. So:
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from collections.abc import Sequence
@@ -45,8 +46,6 @@ def _claim(study: optuna.Study, trial: FrozenTrial) -> bool:
         return bool(study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL))
     except (UpdateFinishedTrialError, RuntimeError, KeyError):
         return False
-
-
 
 
 def _retry_attrs(trial: FrozenTrial) -> dict[str, Any]:
@@ -89,10 +88,8 @@ def recover(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) ->
 
 
 def _with_attrs(trial: FrozenTrial, user_attrs: dict[str, Any]) -> FrozenTrial:
-    clone = optuna.trial.FrozenTrial(
-        number=trial.number, state=trial.state, value=None, datetime_start=trial.datetime_start,
-        datetime_complete=trial.datetime_complete, params=trial.params, distributions=trial.distributions,
-        user_attrs=user_attrs, system_attrs=trial.system_attrs, intermediate_values={}, trial_id=trial._trial_id)
+    clone = copy.copy(trial)
+    clone.user_attrs = user_attrs
     return clone
 
 

@@ -167,6 +167,10 @@ class SearchResult:
             out[state] = out.get(state, 0) + 1
         return out
 
+    def counts_text(self) -> str:
+        """``counts()`` as one line: ``"9 complete, 8 pruned"``."""
+        return ", ".join(f"{n} {state}" for state, n in sorted(self.counts().items()))
+
     def curves(self) -> list[Curve]:
         """Every finished trial's reported curve (schedule, run length, steps, values; a maximized
         metric negated): what ``loss_model`` is fitted to."""

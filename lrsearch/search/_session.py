@@ -104,13 +104,13 @@ class Progress:
 
 def describe_best(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> str:
     """``"0.4312 (cosine)"``: the best full-length value and its family, or ``"-"``."""
+    from lrsearch.search._fidelity import _better
     from lrsearch.search._fidelity import trial_fraction
 
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     full = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
             and math.isfinite(t.value) and trial_fraction(t) >= 1]
     if not full:
         return "- (no full-length run yet)"
-    best = (max if maximize else min)(full, key=lambda t: t.value)
+    best = min(full, key=_better(study))
     family = (best.user_attrs.get("schedule") or {}).get("family") or best.params.get("family", "?")
     return f"{best.value:.4g} ({family})"

@@ -41,12 +41,16 @@ GRACE_PERIOD = 30  # seconds without a heartbeat before a trial counts as dead
 _SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 _SECRET_KEYS = ("password", "passwd", "pwd", "secret", "token")
-_PG_DRIVERS = (("psycopg2", "psycopg2"), ("psycopg", "psycopg"), ("pg8000", "pg8000"), ("asyncpg", None))
+_PG_DRIVERS = ("psycopg2", "psycopg", "pg8000")  # the synchronous drivers SQLAlchemy knows, ours first
+
+
+def _safe_name(name: Any) -> bool:
+    return isinstance(name, str) and _SAFE_NAME.fullmatch(name) is not None and name.strip(".") != ""
 
 
 def check_file_name(name: Any, what: str = "study_name") -> str:
     """``name`` if it is safe as a file name (letters, digits, ``_ . -``; at most 100), else ``ValueError``."""
-    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or name.strip(".") == "":
+    if not _safe_name(name):
         raise ValueError(f"{what} must be 1-100 letters, digits, '_', '.' or '-' (not starting with '.' or '-') "
                          f"to name a file but got {name!r}; pass storage= to keep another name.")
     return name
@@ -54,7 +58,7 @@ def check_file_name(name: Any, what: str = "study_name") -> str:
 
 def file_stem(name: str) -> str:
     """A file-name stem for any study name: the name if safe, else a slug plus a hash (never a path)."""
-    if isinstance(name, str) and _SAFE_NAME.fullmatch(name) and name.strip("."):
+    if _safe_name(name):
         return name
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._-")[:60] or "study"
     return f"{slug}-{hashlib.sha256(str(name).encode()).hexdigest()[:8]}"
@@ -109,9 +113,9 @@ def _driver(url: str, scheme: str) -> str:
     """``postgresql://`` names no driver and SQLAlchemy 2.1 would pick one we may not have: pick ours."""
     if scheme != "postgresql" or not url.startswith("postgresql://"):
         return url
-    for module, name in _PG_DRIVERS:
-        if name and importlib.util.find_spec(module) is not None:
-            return f"postgresql+{name}://" + url[len("postgresql://"):]
+    for driver in _PG_DRIVERS:
+        if importlib.util.find_spec(driver) is not None:
+            return f"postgresql+{driver}://" + url[len("postgresql://"):]
     return url
 
 
@@ -121,11 +125,11 @@ def _rdb(url: str, heartbeat_interval: int | None, grace_period: int | None) -> 
         raise ValueError(f"storage must use one of the schemes {', '.join(_SCHEMES)} but got {masked(url)!r}.")
     url = _driver(url, scheme)
     if scheme == "sqlite":
-        path = url.split("://", 1)[1][1:] if "://" in url else ""
-        if path in ("", ":memory:") or path.startswith(":memory:"):
+        path = storage_file(url) or ""
+        if path in ("", ":memory:"):
             raise ValueError(f"storage {masked(url)!r} is an in-memory SQLite database, lost when the process exits; "
                              "give a file (studies/<name>.db) or pass optuna.storages.InMemoryStorage() on purpose.")
-        folder = os.path.dirname(path.split("?", 1)[0])
+        folder = os.path.dirname(path)
         if folder:
             _makedirs(folder, f"storage {masked(url)!r}")
     engine = {"connect_args": {"timeout": 60}} if scheme == "sqlite" else None  # wait, don't fail, on a lock
@@ -173,12 +177,11 @@ def resolve_storage(storage: Any, study_name: str, *, heartbeat_interval: int | 
 
 
 def storage_file(storage: str) -> str | None:
-    """The file behind a storage string (a ``.db``/``.log`` path or a ``sqlite:///`` URL), else ``None``."""
+    """The file behind a storage string (a ``.db``/``.log`` path or a ``sqlite[+driver]:///`` URL), else ``None``."""
     if "://" not in storage:
         return storage
-    if storage.startswith("sqlite:///"):
-        return storage[len("sqlite:///"):].split("?", 1)[0] or None
-    return None
+    local = re.match(r"sqlite(\+\w+)?:///", storage)  # sqlite:///path or sqlite+driver:///path
+    return storage[local.end():].split("?", 1)[0] or None if local else None
 
 
 def check_exists(storage: str) -> str:

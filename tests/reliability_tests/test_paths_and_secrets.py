@@ -120,7 +120,7 @@ def test_postgresql_without_a_driver_uses_the_one_installed() -> None:
     assert _driver("postgresql+pg8000://u@h/db", "postgresql") == "postgresql+pg8000://u@h/db"
 
 
-@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite:///:memory:"])
 def test_in_memory_sqlite_is_refused(url: str) -> None:
     with pytest.raises(ValueError, match="in-memory"):
         resolve_storage(url, "x")

@@ -57,16 +57,22 @@ def _runs_per_seed(study: optuna.Study) -> dict[str, int]:
     return out
 
 
+def _raising_on(family: str, error: BaseException):  # noqa: ANN202
+    """An objective whose ``family`` trials raise ``error`` (the others return 1)."""
+
+    def objective(trial: optuna.trial.Trial) -> float:
+        if lrsearch.suggest_schedule(trial).family == family:
+            raise error
+        return 1.0
+
+    return objective
+
+
 @pytest.mark.parametrize("kind", STORAGES)
 def test_a_seed_interrupted_by_ctrl_c_runs_on_the_next_start(kind: str, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     storage = _storage(kind, tmp_path)
-
-    def interrupted(trial: optuna.trial.Trial) -> float:
-        if lrsearch.suggest_schedule(trial).family == "cosine":
-            raise KeyboardInterrupt
-        return 1.0
-
+    interrupted = _raising_on("cosine", KeyboardInterrupt())
     assert _run(storage, 10, _range_test(), interrupted).interrupted  # optimize returns the result so far
     study = _run(storage, 8).study
     assert _runs_per_seed(study) == {f: 1 for f in FAMILIES}
@@ -79,14 +85,8 @@ def test_a_seed_interrupted_by_ctrl_c_runs_on_the_next_start(kind: str, tmp_path
 def test_a_seed_whose_objective_raises_is_not_retried(kind: str, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     storage = _storage(kind, tmp_path)
-
-    def broken(trial: optuna.trial.Trial) -> float:
-        if lrsearch.suggest_schedule(trial).family == "wsd":
-            raise RuntimeError("a bug in the objective")
-        return 1.0
-
     with pytest.raises(RuntimeError):
-        _run(storage, 6, _range_test(), broken)
+        _run(storage, 6, _range_test(), _raising_on("wsd", RuntimeError("a bug in the objective")))
     study = _run(storage, 4).study
     wsd = [t for t in study.trials if seed_key(t) == "wsd"]
     assert len(wsd) == 1 and wsd[0].state == TrialState.FAIL and "a bug" in wsd[0].user_attrs["error"]
