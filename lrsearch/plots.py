@@ -204,7 +204,7 @@ def plot_history(study: Any, *, ax: Axes | None = None) -> Figure:
             mine = [i for i, t in enumerate(trials)
                     if inside[i] and t.state == state and _family(t) == family]
             label = family if state == states[0] else f"{family} (pruned)"
-            if mine or state == states[0]:
+            if mine:  # no empty legend entry for a family with only pruned (or only complete) trials
                 ax.plot([trials[i].number for i in mine], values[mine], marker, linestyle="none", alpha=0.8,
                         color=f"C{c % 10}", label=label)
     best, xs, ys = None, [], []
@@ -226,7 +226,7 @@ def plot_history(study: Any, *, ax: Axes | None = None) -> Figure:
                 "^" if not maximize else "v", color="0.3", linestyle="none",
                 label=f"{len(out)} {side} {at:.4g} (clipped)")
     ax.set_xlabel("trial")
-    ax.set_ylabel("objective value")
+    ax.set_ylabel((getattr(study, "metric_names", None) or ["objective value"])[0])
     ax.grid(True, alpha=0.3)
     _legend_outside(ax)
     return fig

@@ -88,6 +88,21 @@ def test_history_colours_points_by_family_and_clips_outliers_at_the_edge() -> No
     assert not _overlaps(fig, ax)
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_history_has_no_empty_legend_entries_and_names_the_metric() -> None:
+    study = optuna.create_study()
+    study.set_metric_names(["val_loss"])
+    study.add_trial(_trial("cosine", 1.5))
+    pruned = _trial("step", 2.0, optuna.trial.TrialState.PRUNED)
+    pruned.value = 2.0  # a pruned trial keeps its last reported value, as Optuna stores it
+    study.add_trial(pruned)
+    ax = plot_history(study).axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "step" not in labels and "step (pruned)" in labels and "cosine" in labels
+    assert all(len(line.get_xdata()) for line in ax.get_lines())
+    assert ax.get_ylabel() == "val_loss"
+
+
 def test_a_single_schedule_is_named_by_the_title_not_a_legend() -> None:
     s = Schedule("multistep", lr=0.3, params={"milestones": [0.4, 0.8]}, warmup={"frac": 0.05})
     ax = plot_schedules(s, 200).axes[0]
