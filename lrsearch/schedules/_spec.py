@@ -6,11 +6,9 @@ schedule for a run of any length. The spec round-trips exactly through ``to_dict
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -24,6 +22,9 @@ from lrsearch.schedules._grid import steps_array
 from lrsearch.schedules._grid import total_of
 from lrsearch.schedules._registry import Family
 from lrsearch.schedules._registry import get_family
+from lrsearch.schedules._specdata import compact
+from lrsearch.schedules._specdata import normalise
+from lrsearch.schedules._specdata import plain
 from lrsearch.schedules._warmup import WARMUP_PARAMS
 from lrsearch.schedules._warmup import warmup_factor
 from lrsearch.schedules._warmup import warmup_steps
@@ -40,38 +41,6 @@ _CHUNK = 2**16  # steps evaluated at once, so that temporaries stay small on lon
 _TOP_KEYS = ("version", "family", "lr", "params", "warmup", "chosen_for")
 # ``chosen_for`` is a note, not part of the schedule: the run length an exported spec was chosen
 # for and what the loss model predicted there (``SearchResult.export_best(total_steps=...)``).
-
-
-def _normalise(
-    where: str, given: Any, specs: Mapping[str, Any], context: str
-) -> MappingProxyType[str, Any]:
-    """Validate ``given`` against ``specs``, fill defaults, and freeze the result."""
-    if given is None:
-        given = {}
-    if not isinstance(given, Mapping):
-        raise ValueError(f"{where} must be a dict but got {show(given)}.")
-    for key in given:
-        if key not in specs:
-            expected = ", ".join(specs) or "no parameters"
-            close = difflib.get_close_matches(str(key), list(specs), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
-                f"{where} has an unknown parameter {key!r}{context}; expected {expected}.{hint}"
-            )
-    out = {
-        name: spec.check(f"{where}.{name}", given[name]) if name in given else spec.default
-        for name, spec in specs.items()
-    }
-    return MappingProxyType(out)
-
-
-def _plain(value: Any) -> Any:
-    """Turn the frozen containers of a normalised spec back into JSON-ready lists and dicts."""
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 @dataclass(frozen=True, eq=True)
@@ -105,10 +74,10 @@ class Schedule:
         lr = check_float("lr", self.lr)
         if lr <= 0.0:
             raise ValueError(f"lr must be > 0 but got {lr!r}.")
-        params = _normalise("params", self.params, fam.params, f" for family {fam.name!r}")
+        params = normalise("params", self.params, fam.params, f" for family {fam.name!r}")
         if fam.check is not None:
             fam.check(params)
-        warmup = _normalise("warmup", self.warmup, WARMUP_PARAMS, "")
+        warmup = normalise("warmup", self.warmup, WARMUP_PARAMS, "")
         if fam.rises and warmup["frac"] > 0.0:
             raise ValueError(
                 f"warmup.frac must be 0 for family {fam.name!r}, which rises on its own, "
@@ -141,8 +110,8 @@ class Schedule:
             "version": SPEC_VERSION,
             "family": self.family,
             "lr": self.lr,
-            "params": _plain(self.params),
-            "warmup": _plain(self.warmup),
+            "params": plain(self.params),
+            "warmup": plain(self.warmup),
         }
 
     @classmethod
@@ -273,7 +242,7 @@ class Schedule:
     def key_params(self) -> str:
         """The params that differ from the family's defaults, 3 significant digits, as ``k=v``."""
         defaults = self.spec_family.defaults
-        return ", ".join(f"{k}={_compact(v)}" for k, v in self.params.items() if v != defaults[k])
+        return ", ".join(f"{k}={compact(v)}" for k, v in self.params.items() if v != defaults[k])
 
     def describe(self) -> str:
         """A short, human-readable line: family, peak LR, non-default params, warmup."""
@@ -283,12 +252,3 @@ class Schedule:
             text += f" + {self.warmup['frac']:.1%} {self.warmup['shape']} warmup"
         return text
 
-
-def _compact(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    if isinstance(value, (tuple, list)):
-        return "[" + ",".join(_compact(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{k}:{_compact(v)}" for k, v in value.items()) + "}"
-    return str(value)
