@@ -1,0 +1,10 @@
+"""Optimizers as data: ``OptimizerSpec`` (a family, weight decay, layer-group LR ratios), ``param_groups``
+(named groups by parameter-name patterns) and ``Novograd``. L1: imports torch."""
+
+from lrsearch.optim._groups import param_groups
+from lrsearch.optim._novograd import Novograd
+from lrsearch.optim._spec import OPTIMIZERS
+from lrsearch.optim._spec import OptimizerSpec
+
+
+__all__ = ["OPTIMIZERS", "Novograd", "OptimizerSpec", "param_groups"]
