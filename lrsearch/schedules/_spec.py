@@ -25,6 +25,10 @@ from lrsearch.schedules._registry import get_family
 from lrsearch.schedules._specdata import compact
 from lrsearch.schedules._specdata import normalise
 from lrsearch.schedules._specdata import plain
+from lrsearch.schedules._tail import apply_swa_lr
+from lrsearch.schedules._tail import describe_tail
+from lrsearch.schedules._tail import normalise_tail
+from lrsearch.schedules._tail import tail_start
 from lrsearch.schedules._warmup import WARMUP_PARAMS
 from lrsearch.schedules._warmup import warmup_factor
 from lrsearch.schedules._warmup import warmup_steps
@@ -38,7 +42,7 @@ if TYPE_CHECKING:
 
 SPEC_VERSION = 1
 _CHUNK = 2**16  # steps evaluated at once, so that temporaries stay small on long step arrays
-_TOP_KEYS = ("version", "family", "lr", "params", "warmup", "chosen_for")
+_TOP_KEYS = ("version", "family", "lr", "params", "warmup", "tail", "chosen_for")
 # ``chosen_for`` is a note, not part of the schedule: the run length an exported spec was chosen
 # for and what the loss model predicted there (``SearchResult.export_best(total_steps=...)``).
 
@@ -62,12 +66,17 @@ class Schedule:
         warmup: ``{"frac", "shape", "start_ratio"}``; ``frac`` in [0, 1) of the run, ``shape`` one
             of linear, cosine, exp, constant. Refused with ``frac > 0`` for onecycle and cyclic,
             which rise on their own.
+        tail: ``None`` or an averaging tail (SWA or EMA of the weights over the last part of
+            the run, optionally with an ``SWALR``-style LR): ``{"kind": "swa"|"ema", "start",
+            "every", "decay" (ema), "swa_lr", "anneal", "anneal_shape"}``; see
+            ``lrsearch.schedules._tail``. In ``to_dict`` only when set.
     """
 
     family: str = "constant"
     lr: float = 1e-3
     params: Mapping[str, Any] | None = None
     warmup: Mapping[str, Any] | None = None
+    tail: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         fam = get_family(self.family)
@@ -91,6 +100,7 @@ class Schedule:
         object.__setattr__(self, "lr", lr)
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "warmup", warmup)
+        object.__setattr__(self, "tail", normalise_tail(self.tail))
 
     def __hash__(self) -> int:
         return hash(self.to_json())
@@ -106,13 +116,16 @@ class Schedule:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready) that ``from_dict`` turns back into an equal schedule."""
-        return {
+        out = {
             "version": SPEC_VERSION,
             "family": self.family,
             "lr": self.lr,
             "params": plain(self.params),
             "warmup": plain(self.warmup),
         }
+        if self.tail is not None:
+            out["tail"] = plain(self.tail)
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> Schedule:
@@ -131,7 +144,7 @@ class Schedule:
             raise ValueError(f"version must be {SPEC_VERSION} but got {show(version)}.")
         if "family" not in data:
             raise ValueError("a schedule spec must have the key 'family'.")
-        kwargs = {k: data[k] for k in ("lr", "params", "warmup") if k in data}
+        kwargs = {k: data[k] for k in ("lr", "params", "warmup", "tail") if k in data}
         return cls(data["family"], **kwargs)
 
     def to_json(self) -> str:
@@ -151,8 +164,9 @@ class Schedule:
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> Schedule:
-        """A copy with some of ``family``, ``lr``, ``params`` or ``warmup`` changed."""
-        data = {"family": self.family, "lr": self.lr, "params": self.params, "warmup": self.warmup}
+        """A copy with some of ``family``, ``lr``, ``params``, ``warmup`` or ``tail`` changed."""
+        data = {"family": self.family, "lr": self.lr, "params": self.params, "warmup": self.warmup,
+                "tail": self.tail}
         data.update(changes)
         return Schedule(**data)
 
@@ -162,6 +176,10 @@ class Schedule:
         total_steps = total_of(total_steps)
         return warmup_steps(self.warmup["frac"], total_steps)
 
+    def tail_start_step(self, total_steps: int) -> int | None:
+        """The first step of the averaging tail in a ``total_steps`` run, or ``None`` without one."""
+        return None if self.tail is None else tail_start(self.tail, total_of(total_steps))
+
     def multipliers(self, steps: Any, total_steps: int) -> np.ndarray:
         """LR as a ratio of the peak at each of ``steps`` (vectorised ``lr_at / lr``), in [0, 1]."""
         t, total_steps = steps_array(steps), total_of(total_steps)
@@ -169,6 +187,9 @@ class Schedule:
         out = np.empty(flat_t.shape)
         for lo in range(0, flat_t.size, _CHUNK):
             out[lo:lo + _CHUNK] = self._multipliers(flat_t[lo:lo + _CHUNK], total_steps)
+        if self.tail is not None:  # the SWALR anneal from the tail's start, if swa_lr is set
+            out = apply_swa_lr(self.tail, flat_t, total_steps, out,
+                               lambda s: float(self._multipliers(np.array([float(s)]), total_steps)[0]))
         if not np.all(np.isfinite(out)):  # the closed forms are meant to make this impossible
             raise ValueError(f"{self!r} gives a non-finite LR at a step of a {total_steps}-step run: "
                              "a bug in lrsearch, please report it.")
@@ -250,5 +271,7 @@ class Schedule:
         text = f"{self.family}(lr={self.lr:.3g}{', ' if changed else ''}{changed})"
         if self.warmup["frac"] > 0:
             text += f" + {self.warmup['frac']:.1%} {self.warmup['shape']} warmup"
+        if self.tail is not None:
+            text += f" + {describe_tail(self.tail)}"
         return text
 
