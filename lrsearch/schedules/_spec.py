@@ -42,9 +42,10 @@ if TYPE_CHECKING:
 
 SPEC_VERSION = 1
 _CHUNK = 2**16  # steps evaluated at once, so that temporaries stay small on long step arrays
-_TOP_KEYS = ("version", "family", "lr", "params", "warmup", "tail", "chosen_for")
-# ``chosen_for`` is a note, not part of the schedule: the run length an exported spec was chosen
-# for and what the loss model predicted there (``SearchResult.export_best(total_steps=...)``).
+_TOP_KEYS = ("version", "family", "lr", "params", "warmup", "tail", "chosen_for", "optimizer")
+# ``chosen_for`` and ``optimizer`` are notes, not part of the schedule. ``optimizer``: the optimizer
+# an exported best trial searched with (``lrsearch.optim.OptimizerSpec.from_dict`` reads it);
+# ``chosen_for``: the run length an exported spec was chosen for and what the loss model predicted there (``SearchResult.export_best(total_steps=...)``).
 
 
 @dataclass(frozen=True, eq=True)
@@ -137,8 +138,9 @@ class Schedule:
             raise ValueError(
                 f"a schedule spec has an unknown key {unknown[0]!r}; expected {', '.join(_TOP_KEYS)}."
             )
-        if not isinstance(data.get("chosen_for", {}), Mapping):
-            raise ValueError(f"chosen_for must be a dict but got {show(data['chosen_for'])}.")
+        for note in ("chosen_for", "optimizer"):
+            if not isinstance(data.get(note, {}), Mapping):
+                raise ValueError(f"{note} must be a dict but got {show(data[note])}.")
         version = data.get("version", SPEC_VERSION)
         if version != SPEC_VERSION or isinstance(version, bool):
             raise ValueError(f"version must be {SPEC_VERSION} but got {show(version)}.")
