@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from lrsearch._averaging import Averager
 from lrsearch._checks import check_choice
 from lrsearch._checks import check_float
 from lrsearch._checks import check_int
@@ -127,7 +128,8 @@ class Task:
 
 @dataclass
 class TrainResult:
-    """What ``train`` did: the metric per epoch, optimizer steps, the device, the trained model."""
+    """What ``train`` did: the metric per epoch, optimizer steps, the device, the trained model
+    (with a schedule's averaging tail, the averaged model: its weights, BN statistics recomputed)."""
 
     values: list[float]
     steps: int
@@ -157,6 +159,11 @@ def train(
     ``on_eval`` may raise (``optuna.TrialPruned``) to stop the run. A non-finite training loss
     is not checked per step (that would sync the host every step); it surfaces at evaluation.
     On a CPU the run uses ``task.threads`` threads (see ``Task``).
+
+    A schedule with a ``tail`` (SWA or EMA) keeps an averaged model from the tail's start
+    (``lrsearch._averaging``); evaluations after its first update, and ``TrainResult.model``, use
+    the averaged weights. An SWA of a model with BatchNorm recomputes its statistics over the
+    training batches (in order) before each such evaluation.
     """
     device = task.resolve_device()
     if device.type != "cpu":
@@ -177,6 +184,8 @@ def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callab
     total = task.epochs * per_epoch if total_steps is None else check_int("total_steps", total_steps, low=1)
     evals = [max(1, round((k + 1) * total / task.epochs)) for k in range(task.epochs)]
     scheduler = schedule.build(optimizer, total)
+    averager = Averager.of(schedule, model, total, lambda: (  # inputs for update_bn, unshuffled
+        to_device(unpack(b, None)[0], device) for b in task.batches(task.train_data, device, shuffle=False, seed=seed)))
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(task.amp or "")
     scaler = torch.amp.GradScaler(device.type) if task.amp == "fp16" else None
 
@@ -208,9 +217,12 @@ def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callab
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()  # once per optimizer step: the schedule's clock is in optimizer steps
+            if averager is not None:
+                averager.step(steps)
             steps += 1
             while len(values) < len(evals) and steps == evals[len(values)]:
-                value = float(eval_mean(model, val_batches, task.metric or task.loss_fn, device, autocast=autocast))
+                judged = model if averager is None else averager.model()
+                value = float(eval_mean(judged, val_batches, task.metric or task.loss_fn, device, autocast=autocast))
                 values.append(value)
                 if scheduler.accepts_metric and math.isfinite(value):
                     scheduler.step(value)  # the plateau family's LR reduction
@@ -218,4 +230,4 @@ def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callab
                     on_eval(len(values) - 1, value)
             if steps == total:
                 break
-    return TrainResult(values, steps, str(device), model)
+    return TrainResult(values, steps, str(device), model if averager is None else averager.model())
