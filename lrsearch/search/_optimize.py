@@ -192,8 +192,7 @@ def optimize(
             "(optuna#4002). Use storage='studies/<name>.log' (a journal file) or a PostgreSQL URL."
         )
     mode = "max" if direction == "maximize" else "min"
-    space = SearchSpace(mode=mode) if space is None else SearchSpace(space.families, space.range_test or space.lr,
-                                                                      space.warmup, mode)
+    space = SearchSpace(mode=mode) if space is None else space.replace(mode=mode)  # keeps the rest (tail)
     if seed_from is not None:
         space = space.with_lr(seed_from)
         if seed_families is not None and not set(seed_families) <= set(space.families):

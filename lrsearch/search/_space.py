@@ -5,7 +5,9 @@ The order of suggestions is fixed: ``family`` (categorical), ``lr`` (log), the w
 then only the chosen family's parameters, named ``<family>.<param>`` so that each keeps one
 distribution across trials and reads well in optuna-dashboard. Every range is read from the
 parameter specs the schedule library keeps beside each family; ratios that may be exactly 0 get a
-``<family>.<param>_is_zero`` switch; milestones are a count and sorted fractions.
+``<family>.<param>_is_zero`` switch; milestones are a count and sorted fractions. With
+``tail`` on, an averaging tail comes last: ``tail`` (none, swa or ema), then ``tail.start``,
+``tail.one_minus_decay`` (ema) and ``tail.swa_lr_on`` / ``tail.swa_lr`` / ``tail.anneal``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ from lrsearch.schedules import get_family
 WARMUP_SHAPES = ("none", "linear", "cosine", "exp")
 WARMUP_FRAC = FloatRange(0.005, 0.1, log=True)
 WARMUP_START = FloatRange(1e-3, 0.1, log=True)
+TAIL_KINDS = ("none", "swa", "ema")
+# The averaging tail, as sampled: updates every 0.2% of the run (at most 500 per run), so an EMA's
+# per-update decay spans a fixed fraction of the run at any run length (1 / (1 - decay) updates:
+# 1% to 100% of the run); the LR in the tail is the schedule's or, half the time, an SWALR anneal.
+TAIL_EVERY = 0.002
+TAIL_START = FloatRange(0.5, 0.9)
+TAIL_ONE_MINUS_DECAY = FloatRange(2e-3, 0.2, log=True)
+TAIL_SWA_LR = FloatRange(0.01, 1.0, log=True)
+TAIL_ANNEAL = FloatRange(0.005, 0.2, log=True)
 _current: contextvars.ContextVar[SearchSpace | None] = contextvars.ContextVar("lrsearch_space", default=None)
 
 
@@ -58,6 +69,9 @@ class SearchSpace:
         warmup: Search a warmup (none or a shape, its length and start) for families without a
             rise of their own.
         mode: ``"min"`` or ``"max"``: the direction of the metric, given to the plateau family.
+        tail: Search an averaging tail (``Schedule(tail=...)``, SWA or EMA of the weights over the
+            last part of the run): ``False`` (default: the space the benchmarks measured), ``True``
+            for none, swa and ema, or the kinds to choose from (a subset of ``TAIL_KINDS``).
     """
 
     def __init__(
@@ -66,6 +80,7 @@ class SearchSpace:
         lr: tuple[float, float] | RangeTestResult = (1e-5, 1.0),
         warmup: bool = True,
         mode: str = "min",
+        tail: bool | Iterable[str] = False,
     ) -> None:
         names = [n for n in FAMILIES if _searchable(n) and n not in OPT_IN] if families is None else list(families)
         if not names:
@@ -82,6 +97,7 @@ class SearchSpace:
         self.lr = (low, high)
         self.warmup = bool(warmup)
         self.mode = check_choice("mode", mode, ("min", "max"))
+        self.tail = _tail_kinds(tail)
 
     @staticmethod
     def _lr_pair(lr: Any) -> tuple[float, float]:
@@ -94,11 +110,18 @@ class SearchSpace:
 
     def with_lr(self, lr: tuple[float, float] | RangeTestResult) -> SearchSpace:
         """The same space with another LR range (from a pair or a range test)."""
-        return SearchSpace(self.families, lr, self.warmup, self.mode)
+        return self.replace(lr=lr)
+
+    def replace(self, **changes: Any) -> SearchSpace:
+        """A copy with some of the constructor's arguments changed."""
+        given = {"families": self.families, "lr": self.lr if self.range_test is None else self.range_test,
+                 "warmup": self.warmup, "mode": self.mode, "tail": self.tail or False}
+        return SearchSpace(**{**given, **changes})
 
     def describe(self) -> dict[str, Any]:
         """Plain data for study user attrs."""
-        return {"families": list(self.families), "lr": list(self.lr), "warmup": self.warmup, "mode": self.mode}
+        out = {"families": list(self.families), "lr": list(self.lr), "warmup": self.warmup, "mode": self.mode}
+        return {**out, "tail": list(self.tail)} if self.tail else out
 
     # ------------------------------------------------------------------ sampling
     def suggest(self, trial: optuna.trial.BaseTrial) -> Schedule:
@@ -130,7 +153,8 @@ class SearchSpace:
             params[name] = _suggest_param(trial, f"{family}.{name}", search)
         if family == "plateau":
             params["mode"] = self.mode
-        schedule = Schedule(family, lr=lr, params=params, warmup=warmup)
+        tail = _suggest_tail(trial, self.tail) if self.tail else None
+        schedule = Schedule(family, lr=lr, params=params, warmup=warmup, tail=tail)
         trial.set_user_attr("schedule", schedule.to_dict())
         return schedule
 
@@ -155,7 +179,38 @@ class SearchSpace:
                 params.update({f"{key}_{i}": float(v) for i, v in enumerate(value)})
             else:
                 params[key] = value
+        if self.tail:  # no tail if the space allows it, else the first kind at its defaults
+            params["tail"] = "none" if "none" in self.tail else self.tail[0]
+            if params["tail"] != "none":
+                params.update({"tail.start": 0.75, "tail.swa_lr_on": False})
+                if params["tail"] == "ema":
+                    params["tail.one_minus_decay"] = 0.02
         return params
+
+
+def _tail_kinds(tail: Any) -> tuple[str, ...]:
+    if isinstance(tail, bool):
+        return TAIL_KINDS if tail else ()
+    if isinstance(tail, str) or not isinstance(tail, Iterable):
+        raise ValueError(f"tail must be a bool or a collection of {', '.join(TAIL_KINDS)} but got {tail!r}.")
+    kinds = tuple(check_choice("tail", kind, TAIL_KINDS) for kind in tail)
+    if not kinds or len(set(kinds)) != len(kinds):
+        raise ValueError(f"tail must name at least one kind, none repeated, but got {list(kinds)!r}.")
+    return kinds
+
+
+def _suggest_tail(trial: optuna.trial.BaseTrial, kinds: tuple[str, ...]) -> dict[str, Any] | None:
+    """The averaging tail's define-by-run suggestions (``tail`` then its conditional parameters)."""
+    kind = trial.suggest_categorical("tail", list(kinds))
+    if kind == "none":
+        return None
+    tail = {"kind": kind, "every": TAIL_EVERY, "start": _suggest_param(trial, "tail.start", TAIL_START)}
+    if kind == "ema":
+        tail["decay"] = 1.0 - _suggest_param(trial, "tail.one_minus_decay", TAIL_ONE_MINUS_DECAY)
+    if trial.suggest_categorical("tail.swa_lr_on", [True, False]):
+        tail["swa_lr"] = _suggest_param(trial, "tail.swa_lr", TAIL_SWA_LR)
+        tail["anneal"] = _suggest_param(trial, "tail.anneal", TAIL_ANNEAL)
+    return tail
 
 
 def _suggest_param(trial: optuna.trial.BaseTrial, key: str, search: Any) -> Any:

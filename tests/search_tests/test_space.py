@@ -99,3 +99,50 @@ def test_opt_in_families_are_searched_only_when_named() -> None:
 
     assert not set(OPT_IN) & set(SearchSpace().families)
     assert list(SearchSpace(["tanh", "cosine"]).families) == ["tanh", "cosine"]
+
+
+def test_tail_is_sampled_only_when_enabled() -> None:
+    assert all("tail" not in t.params and "tail" not in t.user_attrs["schedule"] for t in _sample(SearchSpace(), 40))
+    assert "tail" not in SearchSpace().describe() and SearchSpace().tail == ()
+    trials = _sample(SearchSpace(families=["cosine", "wsd"], tail=True), 150)
+    kinds = {t.params["tail"] for t in trials}
+    assert kinds == {"none", "swa", "ema"}
+    for t in trials:
+        s = Schedule.from_dict(t.user_attrs["schedule"])
+        names = list(t.params)
+        tail_names = [n for n in names if n.startswith("tail")]
+        assert names[-len(tail_names):] == tail_names and tail_names[0] == "tail"  # the tail comes last
+        if t.params["tail"] == "none":
+            assert s.tail is None and tail_names == ["tail"]
+            continue
+        assert s.tail["kind"] == t.params["tail"] and 0.5 <= s.tail["start"] <= 0.9
+        assert s.tail["every"] == 0.002
+        assert ("tail.one_minus_decay" in t.params) == (s.tail["kind"] == "ema")
+        if s.tail["kind"] == "ema":
+            assert 0.8 <= s.tail["decay"] <= 0.998
+        assert (s.tail["swa_lr"] is not None) == t.params["tail.swa_lr_on"] == ("tail.anneal" in t.params)
+
+
+def test_tail_kinds_describe_seed_and_survive_replace() -> None:
+    space = SearchSpace(families=["cosine"], tail=("swa", "ema"))
+    assert space.describe()["tail"] == ["swa", "ema"] and space.replace(mode="max").tail == ("swa", "ema")
+    assert space.with_lr((1e-3, 1e-2)).tail == ("swa", "ema")
+    seed = space.seed_params("cosine", 1e-3)
+    assert seed["tail"] == "swa" and seed["tail.start"] == 0.75
+    study = optuna.create_study()
+    study.enqueue_trial(seed)
+    study.optimize(lambda t: suggest_schedule(t, space).lr, n_trials=1)
+    assert Schedule.from_dict(study.trials[0].user_attrs["schedule"]).tail["start"] == 0.75
+    assert SearchSpace(tail=True).seed_params("cosine", 1e-3)["tail"] == "none"
+    assert "tail" not in SearchSpace().seed_params("cosine", 1e-3)
+
+
+@pytest.mark.parametrize("tail,message", [
+    ("swa", "tail must be a bool or a collection"),
+    ((), "tail must name at least one kind"),
+    (("swa", "swa"), "none repeated"),
+    (("swa", "avg"), "tail must be one of 'none', 'swa', 'ema' but got 'avg'"),
+])
+def test_bad_tail_choices(tail, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SearchSpace(tail=tail)
