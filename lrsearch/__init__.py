@@ -26,7 +26,10 @@ if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
     from lrsearch._data import TensorBatches
     from lrsearch._train import Task
     from lrsearch._train import train
+    from lrsearch.optim import OptimizerSpec
+    from lrsearch.optim import param_groups
     from lrsearch.search import ForecastPruner
+    from lrsearch.search import OptimizerSpace
     from lrsearch.search import PlateauPruner
     from lrsearch.search import Rungs
     from lrsearch.search import run_length
@@ -34,6 +37,7 @@ if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
     from lrsearch.search import SearchSpace
     from lrsearch.search import optimize
     from lrsearch.search import report
+    from lrsearch.search import suggest_optimizer
     from lrsearch.search import suggest_schedule
     from lrsearch._range_test import RangeTestWarning
     from lrsearch._range_test import lr_find
@@ -47,6 +51,10 @@ _LAZY = {
     "Task": "lrsearch._train",
     "train": "lrsearch._train",
     "ForecastPruner": "lrsearch.search",
+    "OptimizerSpace": "lrsearch.search",
+    "OptimizerSpec": "lrsearch.optim",
+    "param_groups": "lrsearch.optim",
+    "suggest_optimizer": "lrsearch.search",
     "PlateauPruner": "lrsearch.search",
     "Rungs": "lrsearch.search",
     "run_length": "lrsearch.search",
@@ -67,6 +75,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ForecastPruner",
     "LossModel",
+    "OptimizerSpace",
+    "OptimizerSpec",
     "PlateauMonitor",
     "PlateauPruner",
     "Prediction",
@@ -84,9 +94,11 @@ __all__ = [
     "lossmodel",
     "lr_find",
     "optimize",
+    "param_groups",
     "report",
     "run_length",
     "schedules",
+    "suggest_optimizer",
     "suggest_schedule",
     "train",
 ]

@@ -13,6 +13,8 @@ import contextlib
 import math
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -27,6 +29,8 @@ from lrsearch._data import TensorBatches
 from lrsearch._data import eval_mean
 from lrsearch._data import to_device
 from lrsearch._threads import threads_for_training
+from lrsearch.optim import OptimizerSpec
+from lrsearch.optim._groups import check_groups
 from lrsearch._data import unpack
 from lrsearch.schedules import Schedule
 
@@ -60,6 +64,9 @@ class Task:
         amp: ``None``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 with a GradScaler).
         accumulation_steps: Micro-batches per optimizer step.
         clip_grad_norm: Clip the gradient norm to this value (after unscaling), if set.
+        groups: Named layer groups, ``{name: fnmatch pattern(s) over parameter names}`` (see
+            ``lrsearch.optim.param_groups``), for an ``OptimizerSpec``'s per-group LR ratios (a
+            searched ``group_ratio.<name>``); unused by ``optimizer_fn``.
         threads: CPU threads for training; ``None`` follows the rule in ``lrsearch._threads``
             (``$LRSEARCH_THREADS``, else ``$OMP_NUM_THREADS``, else half the cores, 1 to 4), ``0``
             leaves torch's setting alone. Only CPU runs are affected.
@@ -79,6 +86,7 @@ class Task:
     accumulation_steps: int = 1
     clip_grad_norm: float | None = None
     threads: int | None = None
+    groups: Mapping[str, str | Sequence[str]] | None = None
 
     def __post_init__(self) -> None:
         for name in ("model_fn", "loss_fn", "optimizer_fn"):
@@ -95,6 +103,8 @@ class Task:
             raise ValueError(f"clip_grad_norm must be > 0 but got {self.clip_grad_norm!r}.")
         if self.threads is not None:
             self.threads = check_int("threads", self.threads, low=0)
+        if self.groups is not None:
+            self.groups = check_groups(self.groups)
         if self.direction == "maximize" and self.metric is None:
             raise ValueError("direction must be 'minimize' when metric is None (the validation loss).")
 
@@ -148,6 +158,7 @@ def train(
     on_eval: Callable[[int, float], None] | None = None,
     seed: int = 0,
     total_steps: int | None = None,
+    optimizer: OptimizerSpec | None = None,
 ) -> TrainResult:
     """Train ``task`` from scratch under ``schedule``; call ``on_eval(index, value)`` per evaluation.
 
@@ -160,6 +171,9 @@ def train(
     is not checked per step (that would sync the host every step); it surfaces at evaluation.
     On a CPU the run uses ``task.threads`` threads (see ``Task``).
 
+    ``optimizer``: an ``OptimizerSpec`` (a searched one: ``lrsearch.suggest_optimizer(trial)``)
+    built over ``task.groups`` instead of ``task.optimizer_fn``.
+
     A schedule with a ``tail`` (SWA or EMA) keeps an averaged model from the tail's start
     (``lrsearch._averaging``); evaluations after its first update, and ``TrainResult.model``, use
     the averaged weights. An SWA of a model with BatchNorm recomputes its statistics over the
@@ -167,16 +181,25 @@ def train(
     """
     device = task.resolve_device()
     if device.type != "cpu":
-        return _train(task, schedule, device, on_eval, seed, total_steps)
+        return _train(task, schedule, device, on_eval, seed, total_steps, optimizer)
     with threads_for_training(task.threads):
-        return _train(task, schedule, device, on_eval, seed, total_steps)
+        return _train(task, schedule, device, on_eval, seed, total_steps, optimizer)
+
+
+def _build_optimizer(task: Task, model: torch.nn.Module, schedule: Schedule,
+                     spec: OptimizerSpec | None) -> torch.optim.Optimizer:
+    if spec is None:
+        return task.optimizer_fn(model.parameters())
+    if not isinstance(spec, OptimizerSpec):
+        raise ValueError(f"optimizer must be a lrsearch.optim.OptimizerSpec or None but got {type(spec).__name__}.")
+    return spec.build(model, lr=schedule.lr, groups=task.groups)
 
 
 def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callable[[int, float], None] | None,
-           seed: int, total_steps: int | None) -> TrainResult:
+           seed: int, total_steps: int | None, spec: OptimizerSpec | None) -> TrainResult:
     torch.manual_seed(seed)
     model = task.model_fn().to(device)
-    optimizer = task.optimizer_fn(model.parameters())
+    optimizer = _build_optimizer(task, model, schedule, spec)
     train_batches = task.batches(task.train_data, device, shuffle=True, seed=seed)
     val_batches = task.batches(task.val_data, device, shuffle=False, seed=seed)
     acc = task.accumulation_steps

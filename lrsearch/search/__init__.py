@@ -8,8 +8,11 @@ from lrsearch.search._optimize import optimize
 from lrsearch.search._pruning import PlateauPruner
 from lrsearch.search._pruning import report
 from lrsearch.search._result import SearchResult
+from lrsearch.search._optim_space import OptimizerSpace
 from lrsearch.search._space import SearchSpace
+from lrsearch.search._space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule
 
 
-__all__ = ["DEFAULT_BUDGET", "ForecastPruner", "PlateauPruner", "Rungs", "run_length", "SearchResult", "SearchSpace", "optimize", "report", "suggest_schedule"]
+__all__ = ["DEFAULT_BUDGET", "ForecastPruner", "OptimizerSpace", "PlateauPruner", "Rungs", "run_length", "SearchResult",
+           "SearchSpace", "optimize", "report", "suggest_optimizer", "suggest_schedule"]

@@ -42,7 +42,9 @@ from lrsearch.search._pruning import report
 from lrsearch.search._result import SearchResult
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import _current
+from lrsearch.search._space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule
+from lrsearch.search._optim_space import check_groups_cover
 from lrsearch.search._liveness import owner
 from lrsearch.search._recovery import recover
 from lrsearch.search._seeds import SEED_ORDER
@@ -65,12 +67,13 @@ def default_sampler(seed: int) -> optuna.samplers.BaseSampler:
 
 
 def task_objective(task: Task, seed: int = 0) -> Callable[[optuna.trial.Trial], float]:
-    """The objective the reference path runs: sample a schedule, train, report every epoch."""
+    """The objective the reference path runs: sample a schedule (and an optimizer, when the space
+    searches them), train, report every epoch."""
 
     def objective(trial: optuna.trial.Trial) -> float:
         schedule = suggest_schedule(trial)
         steps = run_length(trial, task.full_steps())
-        result = train(task, schedule, seed=seed, total_steps=steps,
+        result = train(task, schedule, seed=seed, total_steps=steps, optimizer=suggest_optimizer(trial),
                        on_eval=lambda step, value: report(trial, value, step, n_evals=task.epochs))
         trial.set_user_attr("device", result.device)
         return result.final
@@ -193,6 +196,8 @@ def optimize(
         )
     mode = "max" if direction == "maximize" else "min"
     space = SearchSpace(mode=mode) if space is None else space.replace(mode=mode)  # keeps the rest (tail)
+    if task is not None:
+        check_groups_cover(space.optimizer, task.groups)
     if seed_from is not None:
         space = space.with_lr(seed_from)
         if seed_families is not None and not set(seed_families) <= set(space.families):

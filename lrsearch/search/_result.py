@@ -14,6 +14,7 @@ from lrsearch._checks import check_int
 from lrsearch.lossmodel import Curve
 from lrsearch.lossmodel import LossModel
 from lrsearch.lossmodel import Prediction
+from lrsearch.optim import OptimizerSpec
 from lrsearch.schedules import Schedule
 from lrsearch.search._fidelity import LR_SHIFT
 from lrsearch.search._fidelity import range_test_cost
@@ -40,6 +41,12 @@ def trial_schedule(trial: optuna.trial.FrozenTrial) -> Schedule | None:
     """The schedule a trial ran, rebuilt from its ``schedule`` user attr (``None`` if absent)."""
     spec = trial.user_attrs.get("schedule")
     return Schedule.from_dict(spec) if isinstance(spec, dict) else None
+
+
+def trial_optimizer(trial: optuna.trial.FrozenTrial) -> OptimizerSpec | None:
+    """The optimizer a trial sampled (``SearchSpace(optimizer=...)``), from its ``optimizer`` user attr."""
+    spec = trial.user_attrs.get("optimizer")
+    return OptimizerSpec.from_dict(spec) if isinstance(spec, dict) else None
 
 
 def run_label(fraction: float) -> str:
@@ -121,6 +128,11 @@ class SearchResult:
         return Schedule.from_dict(self.best_trial.user_attrs["schedule"])  # _complete keeps only these
 
     @property
+    def best_optimizer(self) -> OptimizerSpec | None:
+        """The best trial's optimizer when the search sampled one (``OptimizerSpace``), else ``None``."""
+        return trial_optimizer(self.best_trial)
+
+    @property
     def best_value(self) -> float:
         return float(self.best_trial.value)  # type: ignore[arg-type]
 
@@ -140,9 +152,11 @@ class SearchResult:
         rows = []
         for t in ranked[:k]:
             schedule = Schedule.from_dict(t.user_attrs["schedule"])  # ranked trials all carry one
+            optimizer = trial_optimizer(t)
+            params = ", ".join(p for p in (key_params(schedule), optimizer and optimizer.describe()) if p)
             rows.append({
                 "number": t.number, "family": schedule.family, "lr": schedule.lr,
-                "params": key_params(schedule), "value": t.value,
+                "params": params, "value": t.value,
                 "evals_run": len(t.intermediate_values), "state": t.state.name.lower(),
                 "run": run_label(trial_fraction(t)),
                 "seed": t.user_attrs.get("seed", ""),
@@ -225,13 +239,17 @@ class SearchResult:
     def export_best(self, path: str | Path, total_steps: int | None = None, law: bool | None = None) -> Path:
         """Write the best schedule's spec as JSON; ``Schedule.from_json`` rebuilds it. With
         ``total_steps``, the schedule chosen for that run length (``schedule_for``), the spec's
-        ``chosen_for`` recording the length, the predicted value and the model's error estimate."""
+        ``chosen_for`` recording the length, the predicted value and the model's error estimate.
+        When the search sampled optimizers, the best trial's is the key ``optimizer`` (a note that
+        ``Schedule`` ignores; ``OptimizerSpec.from_dict`` reads it)."""
         path = Path(path)
         if total_steps is None:
             data = self.best_schedule.to_dict()
         else:
             choice = self.choice_for(total_steps, law)
             data = {**choice.schedule.to_dict(), "chosen_for": choice.record(self._model[1] if self._model else None)}
+        if self.best_optimizer is not None:
+            data["optimizer"] = self.best_optimizer.to_dict()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2) + "\n")
         return path

@@ -28,6 +28,8 @@ from lrsearch.schedules import IntRange
 from lrsearch.schedules import Schedule
 from lrsearch.schedules import SortedFractions
 from lrsearch.schedules import get_family
+from lrsearch.search._optim_space import OptimizerSpace
+from lrsearch.optim import OptimizerSpec
 
 
 WARMUP_SHAPES = ("none", "linear", "cosine", "exp")
@@ -72,6 +74,9 @@ class SearchSpace:
         tail: Search an averaging tail (``Schedule(tail=...)``, SWA or EMA of the weights over the
             last part of the run): ``False`` (default: the space the benchmarks measured), ``True``
             for none, swa and ema, or the kinds to choose from (a subset of ``TAIL_KINDS``).
+        optimizer: An ``OptimizerSpace`` to search the optimizer family, weight decay and layer-group
+            LR ratios too (sampled last; see ``suggest_optimizer``); ``None`` (default) trains with
+            the task's or the objective's own optimizer.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class SearchSpace:
         warmup: bool = True,
         mode: str = "min",
         tail: bool | Iterable[str] = False,
+        optimizer: OptimizerSpace | None = None,
     ) -> None:
         names = [n for n in FAMILIES if _searchable(n) and n not in OPT_IN] if families is None else list(families)
         if not names:
@@ -98,6 +104,9 @@ class SearchSpace:
         self.warmup = bool(warmup)
         self.mode = check_choice("mode", mode, ("min", "max"))
         self.tail = _tail_kinds(tail)
+        if optimizer is not None and not isinstance(optimizer, OptimizerSpace):
+            raise ValueError(f"optimizer must be a lrsearch.OptimizerSpace or None but got {type(optimizer).__name__}.")
+        self.optimizer = optimizer
 
     @staticmethod
     def _lr_pair(lr: Any) -> tuple[float, float]:
@@ -115,13 +124,14 @@ class SearchSpace:
     def replace(self, **changes: Any) -> SearchSpace:
         """A copy with some of the constructor's arguments changed."""
         given = {"families": self.families, "lr": self.lr if self.range_test is None else self.range_test,
-                 "warmup": self.warmup, "mode": self.mode, "tail": self.tail or False}
+                 "warmup": self.warmup, "mode": self.mode, "tail": self.tail or False, "optimizer": self.optimizer}
         return SearchSpace(**{**given, **changes})
 
     def describe(self) -> dict[str, Any]:
         """Plain data for study user attrs."""
         out = {"families": list(self.families), "lr": list(self.lr), "warmup": self.warmup, "mode": self.mode}
-        return {**out, "tail": list(self.tail)} if self.tail else out
+        out = {**out, "tail": list(self.tail)} if self.tail else out
+        return {**out, "optimizer": self.optimizer.describe()} if self.optimizer is not None else out
 
     # ------------------------------------------------------------------ sampling
     def suggest(self, trial: optuna.trial.BaseTrial) -> Schedule:
@@ -154,6 +164,10 @@ class SearchSpace:
         if family == "plateau":
             params["mode"] = self.mode
         tail = _suggest_tail(trial, self.tail) if self.tail else None
+        if self.optimizer is not None:  # its LR ratio moves the peak: the spec keeps the LR trained at
+            optimizer, ratio = self.optimizer.suggest(trial)
+            lr *= ratio
+            trial.set_user_attr("optimizer", optimizer.to_dict())
         schedule = Schedule(family, lr=lr, params=params, warmup=warmup, tail=tail)
         trial.set_user_attr("schedule", schedule.to_dict())
         return schedule
@@ -185,6 +199,8 @@ class SearchSpace:
                 params.update({"tail.start": 0.75, "tail.swa_lr_on": False})
                 if params["tail"] == "ema":
                     params["tail.one_minus_decay"] = 0.02
+        if self.optimizer is not None:
+            params.update(self.optimizer.seed_params())
         return params
 
 
@@ -237,3 +253,17 @@ def suggest_schedule(trial: optuna.trial.BaseTrial, space: SearchSpace | None = 
     if space is None:
         space = _current.get() or SearchSpace()
     return space.suggest(trial)
+
+
+def suggest_optimizer(trial: optuna.trial.BaseTrial) -> OptimizerSpec | None:
+    """The optimizer sampled on ``trial`` with its schedule (``SearchSpace(optimizer=...)``), or
+    ``None`` when the space searches none; build it with ``spec.build(model, lr, groups)``.
+
+    Call it after ``suggest_schedule``, which samples both (the optimizer's LR ratio is part of
+    the schedule's peak LR).
+    """
+    if "schedule" not in trial.user_attrs:
+        raise ValueError("suggest_optimizer(trial) must come after suggest_schedule(trial), which samples "
+                         "the optimizer with the schedule.")
+    spec = trial.user_attrs.get("optimizer")
+    return OptimizerSpec.from_dict(spec) if isinstance(spec, dict) else None
