@@ -3,7 +3,9 @@
 A schedule with a ``tail`` (``lrsearch.schedules._tail``) asks the loop to average the weights from
 a fraction of the run on: ``Averager.step(t)`` after every optimizer step ``t`` updates the average
 at the tail's cadence, and ``Averager.model(live)`` is what to evaluate: the live model until the
-first update, the averaged one after it.
+first update, the averaged one after it. The integrations, which cannot swap the model a framework
+evaluates, copy the averaged weights into the live module for an evaluation (``swap_in`` /
+``swap_out``) and for good at the end of training (``load_into_live``).
 
 - The average is a ``torch.optim.swa_utils.AveragedModel`` with ``get_swa_multi_avg_fn`` (equal
   average) or ``get_ema_multi_avg_fn(decay)``; its first update copies the weights. The update
@@ -76,7 +78,8 @@ class Averager:
         tail: A normalised tail spec (``Schedule.tail``).
         total_steps: Optimizer steps of the run.
         bn_inputs: Called to get an iterable of input batches (on the model's device) for
-            ``update_bn``; needed only when the model has BatchNorm and the tail is an SWA.
+            ``update_bn``; needed only when the model has BatchNorm and the tail is an SWA. A
+            batch that is a dict is passed as keyword arguments (``model(**batch)``).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class Averager:
         self.live = live
         self.average: HostCountedAverage | None = None  # built at the first update
         self._bn_fresh = False
+        self._saved: list[torch.Tensor] | None = None  # the live weights while swapped out
 
     @classmethod
     def of(cls, schedule: Schedule, live: torch.nn.Module, total_steps: int,
@@ -122,6 +126,43 @@ class Averager:
             return self.live
         if self.needs_bn and not self._bn_fresh:
             with torch.no_grad():
-                update_bn(self.bn_inputs(), self.average)  # type: ignore[misc]
+                update_bn(self.bn_inputs(), _Forward(self.average.module))  # type: ignore[misc]
             self._bn_fresh = True
         return self.average.module
+
+    def _tensors(self, model: torch.nn.Module) -> list[torch.Tensor]:
+        return [t.detach() for t in (*model.parameters(), *model.buffers())]
+
+    def swap_in(self) -> bool:
+        """Copy the averaged weights and buffers into the live model, keeping the live ones to put
+        back with ``swap_out``; ``False`` (nothing done) before the first update or if swapped in."""
+        if self.average is None or self._saved is not None:
+            return False
+        live = self._tensors(self.live)
+        self._saved = [t.clone() for t in live]
+        torch._foreach_copy_(live, self._tensors(self.model()))
+        return True
+
+    def swap_out(self) -> None:
+        """Put the live weights back after ``swap_in`` (nothing if not swapped in)."""
+        if self._saved is not None:
+            torch._foreach_copy_(self._tensors(self.live), self._saved)
+            self._saved = None
+
+    def load_into_live(self) -> bool:
+        """Copy the averaged weights into the live model for good (the end of training); ``False``
+        (nothing done) before the first update."""
+        done = self.swap_in() or self._saved is not None
+        self._saved = None
+        return done
+
+
+class _Forward(torch.nn.Module):
+    """``module(batch)``, or ``module(**batch)`` for a dict batch (Hugging Face), for ``update_bn``."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, batch: Any) -> Any:
+        return self.module(**batch) if isinstance(batch, Mapping) else self.module(batch)

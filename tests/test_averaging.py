@@ -124,3 +124,44 @@ def test_evaluations_after_the_tail_start_use_the_averaged_weights(model_fn) -> 
     assert swa.final == pytest.approx(float(eval_mean(swa.model, [(x, y)], F.cross_entropy, x.device)))
     live_final = float(eval_mean(plain.model, [(x, y)], F.cross_entropy, x.device))
     assert swa.final != pytest.approx(live_final)  # and the result's model is the averaged one
+
+
+def test_swap_in_out_and_load_into_live() -> None:
+    live = torch.nn.Linear(3, 2)
+    avg = Averager(live, _tail(kind="swa", start=0.5), total_steps=4)
+    assert not avg.swap_in() and not avg.load_into_live()  # nothing averaged yet
+    snaps = []
+    for t in range(4):
+        _perturb(live, t)
+        avg.step(t)
+        snaps.append(_flat(live))
+    mean = torch.stack(snaps[2:]).mean(0)
+    assert avg.swap_in() and not avg.swap_in()  # the second call does nothing
+    torch.testing.assert_close(_flat(live), mean)
+    avg.swap_out()
+    torch.testing.assert_close(_flat(live), snaps[-1], rtol=0, atol=0)
+    assert avg.load_into_live()
+    avg.swap_out()  # nothing to put back: the average stays
+    torch.testing.assert_close(_flat(live), mean)
+
+
+class _Keywords(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin, self.bn = torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3)
+
+    def forward(self, x, labels=None):
+        return self.bn(self.lin(x))
+
+
+def test_update_bn_passes_dict_batches_as_keywords() -> None:
+    torch.manual_seed(0)
+    live = _Keywords()
+    batches = [{"x": torch.randn(8, 4), "labels": torch.zeros(8)} for _ in range(3)]
+    avg = Averager(live, _tail(kind="swa", start=0.5), total_steps=2, bn_inputs=lambda: iter(batches))
+    for t in range(2):
+        _perturb(live, t)
+        avg.step(t)
+    averaged = avg.model()
+    want = averaged.lin(torch.cat([b["x"] for b in batches])).mean(0).detach()
+    torch.testing.assert_close(averaged.bn.running_mean, want, rtol=1e-5, atol=1e-6)

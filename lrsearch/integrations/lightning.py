@@ -13,6 +13,14 @@ The schedule's length is the trainer's own ``estimated_stepping_batches`` (optim
 gradient accumulation, ``max_epochs`` and ``max_steps``); inside a multi-fidelity search a trial
 trains ``lrsearch.run_length`` of it: the schedule is built for that many steps and the callback
 stops the trainer there (with ``trainer.should_stop``, which also runs a last validation).
+
+A schedule with an averaging ``tail`` (SWA or EMA): the callback keeps the averaged model
+(``lrsearch._averaging``) from the tail's start, swaps its weights into the module for every
+validation after its first update (so the reported metric is the averaged model's; checkpoints
+written by ``ModelCheckpoint``, which runs after this callback, hold the live weights) and copies
+them into the module for good at the end of training, as Lightning's ``StochasticWeightAveraging``
+does. An SWA of a model with BatchNorm recomputes its statistics over the training loader, calling
+``module(inputs)`` on each batch's first element. One device (no DDP).
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ from typing import Any
 import optuna
 import torch
 
+from lrsearch._data import to_device
+from lrsearch._data import unpack
+from lrsearch.integrations import averager_for
 from lrsearch.integrations import build_for_trial
 from lrsearch.integrations import require
 
@@ -77,6 +88,8 @@ class LRSearchCallback(_pl.Callback):
 
     Attributes:
         scheduler: The ``ScheduleLR`` (after fit start). ``run_steps``: the steps this trial trains.
+        averager: The ``Averager`` of the schedule's tail (``None`` without one); its ``model()``
+            is the averaged model.
         value: The last reported value (``None`` before the first validation); an objective's result.
     """
 
@@ -88,6 +101,7 @@ class LRSearchCallback(_pl.Callback):
             raise ValueError(f"n_evals must be an int >= 1 or None but got {n_evals!r}.")
         self.trial, self.monitor, self.schedule, self.n_evals = trial, monitor, schedule, n_evals
         self.scheduler: Any = None
+        self.averager: Any = None
         self.run_steps = 0
         self.value: float | None = None
         self._evals = 0
@@ -107,15 +121,25 @@ class LRSearchCallback(_pl.Callback):
                                   trainer.check_val_every_n_epoch, trainer.val_check_batch, self.run_steps)
             self.n_evals = counted or None
         self._evals = 0
+        self.averager = averager_for(self.scheduler, pl_module, lambda: (
+            to_device(unpack(b, None)[0], pl_module.device) for b in trainer.train_dataloader))
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         # one scheduler step per optimizer step taken (none while gradients accumulate)
         while self.scheduler.last_epoch < min(trainer.global_step, self.run_steps):
             self.scheduler.step()
+            if self.averager is not None:
+                self.averager.step(self.scheduler.last_epoch - 1)
         if trainer.global_step >= self.run_steps:
             trainer.should_stop = True
 
+    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+        if self.averager is not None and not trainer.sanity_checking:
+            self.averager.swap_in()  # validate the averaged weights (after its first update)
+
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if self.averager is not None:
+            self.averager.swap_out()
         if trainer.sanity_checking:
             return
         if self.monitor not in trainer.callback_metrics:
@@ -126,6 +150,10 @@ class LRSearchCallback(_pl.Callback):
         from lrsearch.search import report
 
         report(self.trial, self.value, step, scheduler=self.scheduler, n_evals=self.n_evals)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        if self.averager is not None:
+            self.averager.load_into_live()  # the fitted module is the averaged model
 
 
 def optimizer_of(configured: Any) -> torch.optim.Optimizer:

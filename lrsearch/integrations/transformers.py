@@ -15,6 +15,15 @@ trial trains ``lrsearch.run_length`` of it and the callback stops training there
 The trainer keeps its scheduler object (so its logs, checkpoints and skipped-step handling stay its
 own): every one of ``get_scheduler``'s types except ``reduce_lr_on_plateau`` is a ``LambdaLR``,
 whose multipliers the callback replaces by the ``ScheduleLR`` of the trial's schedule.
+
+A schedule with an averaging ``tail`` (SWA or EMA): the callback keeps the averaged model
+(``lrsearch._averaging``) from the tail's start, copies its weights into the model when the
+trainer is about to evaluate (``control.should_evaluate`` at a step's or an epoch's end) and puts the
+live ones back when the evaluation is over (``on_evaluate``, before any checkpoint is written), so
+reported metrics are the averaged model's and checkpoints hold the live weights (one eval dataset).
+At the end of training the averaged weights go into the model for good (unless
+``load_best_model_at_end``, whose choice stands). An SWA of a model with BatchNorm recomputes its
+statistics over the training dataloader (``model(**batch)``). One process (no DeepSpeed/FSDP).
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from typing import Any
 import optuna
 import torch
 
+from lrsearch._data import to_device
+from lrsearch.integrations import averager_for
 from lrsearch.integrations import build_for_trial
 from lrsearch.integrations import require
 
@@ -59,6 +70,7 @@ class LRSearchCallback(_tf.TrainerCallback):
 
     Attributes:
         scheduler: The ``ScheduleLR`` (after train begin). ``run_steps``: the steps this trial trains.
+        averager: The ``Averager`` of the schedule's tail (``None`` without one).
         value: The last reported value (``None`` before the first evaluation); an objective's result.
     """
 
@@ -72,6 +84,7 @@ class LRSearchCallback(_tf.TrainerCallback):
         self.space = space
         self.reports = trial is not None
         self.scheduler: Any = None
+        self.averager: Any = None
         self.run_steps, self.n_evals = 0, n_evals
         self.value: float | None = None
         self._sampled: Any = None
@@ -100,6 +113,9 @@ class LRSearchCallback(_tf.TrainerCallback):
         lr_scheduler.lr_lambdas = [self._multiplier(g, base) for g, base in enumerate(lr_scheduler.base_lrs)]
         self.n_evals = self._n_evals or self._count_evals(args, state, train_dataloader) or None
         self._evals, self._training, self.value = 0, True, None
+        model = kwargs.get("model")
+        self.averager = None if model is None else averager_for(self.scheduler, model, lambda: (
+            to_device(batch, next(model.parameters()).device) for batch in train_dataloader))
 
     def _multiplier(self, group: int, base: float) -> Any:
         def multiplier(step: int) -> float:  # a plain function: LambdaLR's state_dict leaves it out
@@ -118,14 +134,29 @@ class LRSearchCallback(_tf.TrainerCallback):
             return math.ceil(self.run_steps / per_epoch)
         return 0
 
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.averager is not None:
+            self.averager.swap_out()  # never train on the averaged weights, whatever happened
+
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._training and state.global_step >= self.run_steps:
             control.should_training_stop = True
             if _strategy(getattr(args, "eval_strategy", "no")) == "steps":
                 control.should_evaluate = True  # the run's last evaluation, at its last step
+        if self.averager is not None and self._training:
+            if state.global_step <= self.run_steps:
+                self.averager.step(state.global_step - 1)
+            if control.should_evaluate:
+                self.averager.swap_in()
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.averager is not None and self._training and control.should_evaluate:
+            self.averager.swap_in()
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
                     **kwargs: Any) -> None:
+        if self.averager is not None:
+            self.averager.swap_out()
         if not self._training or not self.reports:
             return
         if not metrics or self.metric not in metrics:
@@ -139,3 +170,7 @@ class LRSearchCallback(_tf.TrainerCallback):
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._training = False
+        if self.averager is not None:
+            self.averager.swap_out()
+            if not getattr(args, "load_best_model_at_end", False):
+                self.averager.load_into_live()  # the trained model is the averaged one

@@ -13,6 +13,7 @@ import lrsearch
 from lrsearch import Schedule
 from tests.integrations_tests import AlwaysPrune
 from tests.integrations_tests import check_study_runs
+from tests.integrations_tests import check_tail_run
 
 
 torch.set_num_threads(1)
@@ -179,3 +180,36 @@ def test_import_lrsearch_loads_no_framework() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = {name.split(".")[0] for name in out.stdout.split()}
     assert not loaded & {"lightning", "pytorch_lightning", "transformers", "accelerate", "matplotlib"}
+
+
+class Record(L.Callback):
+    """The live weights after each optimizer step and the validation metric of each validation."""
+
+    def __init__(self) -> None:
+        self.steps: list[torch.Tensor] = []
+        self.values: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps.append(torch.cat([p.detach().flatten().clone() for p in pl_module.parameters()]))
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.values.append(float(trainer.callback_metrics["val_loss"]))
+
+
+def _fit_with(tail) -> dict:
+    torch.manual_seed(0)
+    module, record = Tiny(), Record()
+    search = LRSearchCallback(optuna.create_study().ask(), schedule=Schedule("constant", lr=0.05, tail=tail))
+    train, val = loaders()
+    trainer([record, search], num_sanity_val_steps=0).fit(module, train, val)  # 3 epochs of 4 steps
+    x, y = val.dataset.tensors
+    with torch.no_grad():
+        final_value = float(torch.nn.functional.mse_loss(module.net(x), y))
+    assert (search.averager is None) == (tail is None)
+    return {"steps": record.steps, "values": record.values, "final_value": final_value,
+            "final": torch.cat([p.detach().flatten() for p in module.parameters()])}
+
+
+def test_a_tail_validates_and_returns_the_averaged_weights() -> None:
+    check_tail_run(_fit_with(None), _fit_with({"kind": "swa", "start": 0.5}), start=6)

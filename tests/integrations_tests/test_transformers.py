@@ -10,6 +10,7 @@ import lrsearch
 from lrsearch import Schedule
 from tests.integrations_tests import AlwaysPrune
 from tests.integrations_tests import check_study_runs
+from tests.integrations_tests import check_tail_run
 
 
 torch.set_num_threads(1)
@@ -118,3 +119,34 @@ def test_refusals(tmp_path) -> None:
     with pytest.raises(ValueError, match="'eval_nope' is not among"):
         trainer(tmp_path, [LRSearchCallback(trial, metric="eval_nope", schedule=Schedule("constant", lr=0.1))]
                 ).train()
+
+
+class Record(tf.TrainerCallback):
+    """The live weights after each optimizer step and each evaluation's loss (listed before the
+    lrsearch callback, so it sees the weights before any swap)."""
+
+    def __init__(self) -> None:
+        self.steps: list[torch.Tensor] = []
+        self.values: list[float] = []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs) -> None:
+        self.steps.append(torch.cat([p.detach().flatten().clone() for p in model.parameters()]))
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs) -> None:
+        self.values.append(metrics["eval_loss"])
+
+
+def _train_with(tmp_path, tail) -> dict:
+    torch.manual_seed(0)
+    model, record = Tiny(), Record()
+    search = LRSearchCallback(optuna.create_study().ask(), schedule=Schedule("constant", lr=0.05, tail=tail))
+    t = trainer(tmp_path, [record, search], model=model)
+    t.train()  # 3 epochs of 4 steps, an evaluation after each
+    assert (search.averager is None) == (tail is None) and len(record.values) == 3
+    values = list(record.values)
+    return {"steps": record.steps, "values": values, "final_value": t.evaluate()["eval_loss"],
+            "final": torch.cat([p.detach().flatten() for p in model.parameters()])}
+
+
+def test_a_tail_evaluates_and_returns_the_averaged_weights(tmp_path) -> None:
+    check_tail_run(_train_with(tmp_path, None), _train_with(tmp_path, {"kind": "swa", "start": 0.5}), start=6)
