@@ -7,7 +7,8 @@ chained state (pytorch#162591, mmengine#1542). The constructor neither steps nor
 
 Param groups keep their ratio to the peak: group ``g`` runs at
 ``schedule.lr * initial_lr_g / optimizer.defaults["lr"]`` times the schedule's ratio, so groups
-built at ``lr`` and ``lr / 10`` stay 10:1 whatever peak the schedule picks.
+built at ``lr`` and ``lr / 10`` stay 10:1 whatever peak the schedule picks. A spec with ``groups``
+gives group ``g`` its own schedule, ``schedule.for_group(g)``, at that same ratio to the peak.
 """
 
 from __future__ import annotations
@@ -111,8 +112,14 @@ class ScheduleLR(LRScheduler):
         if any(s < 0 for s in scales):
             raise ValueError(f"group_scales must be >= 0 but got {scales!r}.")
         base_lrs = [schedule.lr * s for s in scales]
+        named = [int(i) for i in schedule.groups or {}]
+        if named and max(named) >= len(groups):
+            raise ValueError(f"schedule.groups names param group {max(named)} but the optimizer has "
+                             f"{len(groups)} param group(s).")
+        group_schedules = [schedule.for_group(i) for i in range(len(groups))] if named else [schedule]
+        top = max(1.0 + (s.noise["pct"] if s.noise else 0.0) for s in group_schedules)
         for i, base in enumerate(base_lrs):
-            if not math.isfinite(base):  # the schedule's ratios are in [0, 1]: a finite peak is enough
+            if not math.isfinite(base * top):  # the largest ratio of the peak is 1 (1 + pct with noise)
                 raise ValueError(
                     f"param group {i} would run at lr * group_scales[{i}] = {schedule.lr!r} * {scales[i]!r}, "
                     "which overflows a float; lower lr or that group's ratio to the peak."
@@ -135,38 +142,44 @@ class ScheduleLR(LRScheduler):
             except ValueError as err:
                 raise ValueError(f"plateau: {err}") from None
         use_beta1 = "betas" in self.optimizer.defaults
-        if schedule.has_momentum and not use_beta1 and "momentum" not in self.optimizer.defaults:
-            raise ValueError(
-                f"optimizer must have momentum or betas for family {schedule.family!r} with "
-                f"cycle_momentum=True but {type(self.optimizer).__name__} has neither."
-            )
+        for sched in group_schedules:
+            if sched.has_momentum and not use_beta1 and "momentum" not in self.optimizer.defaults:
+                raise ValueError(
+                    f"optimizer must have momentum or betas for family {sched.family!r} with "
+                    f"cycle_momentum=True but {type(self.optimizer).__name__} has neither."
+                )
+        unique = list(dict.fromkeys(group_schedules))
         return {
             "schedule": schedule, "total_steps": total_steps, "group_scales": scales, "base_lrs": base_lrs,
             "last_epoch": step, "_step_count": step + 1, "plateau_scale": plateau_scale, "monitor": monitor,
-            "_use_beta1": use_beta1, "_cache_start": -1, "_cache": np.empty(0), "_momentum_cache": None,
+            "_use_beta1": use_beta1, "_cache_start": -1, "_cache": [], "_momentum_cache": [],
+            "_unique": unique, "_which": [unique.index(s) for s in group_schedules],
         }
 
     # ------------------------------------------------------------------ stepping
-    def _ratio(self, t: int) -> tuple[float, float | None]:
-        """The schedule's ratio (and momentum) at step ``t``, from a vectorised cached chunk."""
+    def _ratios(self, t: int) -> list[tuple[float, float | None]]:
+        """Each param group's ratio (and momentum) at step ``t``, from vectorised cached chunks."""
         t = min(t, self.total_steps - 1)
-        if not self._cache_start <= t < self._cache_start + len(self._cache):
+        if not self._cache_start <= t < self._cache_start + _CHUNK or not self._cache:
             steps = np.arange(t, min(t + _CHUNK, self.total_steps))
             self._cache_start = t
-            self._cache = self.schedule.multipliers(steps, self.total_steps)
-            self._momentum_cache = self.schedule.momentum_curve(self.total_steps, steps)
+            self._cache = [s.multipliers(steps, self.total_steps) for s in self._unique]
+            self._momentum_cache = [s.momentum_curve(self.total_steps, steps) for s in self._unique]
         i = t - self._cache_start
-        momentum = None if self._momentum_cache is None else float(self._momentum_cache[i])
-        return float(self._cache[i]), momentum
+        out = []
+        for k in self._which:
+            momenta = self._momentum_cache[k]
+            out.append((float(self._cache[k][i]), None if momenta is None else float(momenta[i])))
+        return out * len(self.base_lrs) if len(out) == 1 else out
 
     def get_lr(self) -> list[float]:
         """The LR of every param group at the current step (no side effects)."""
-        ratio, _ = self._ratio(self.last_epoch)
-        return [base * ratio * self.plateau_scale for base in self.base_lrs]
+        ratios = self._ratios(self.last_epoch)
+        return [base * ratio * self.plateau_scale for base, (ratio, _) in zip(self.base_lrs, ratios)]
 
     def _apply(self) -> None:
-        ratio, momentum = self._ratio(self.last_epoch)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+        ratios = self._ratios(self.last_epoch)
+        for group, base, (ratio, momentum) in zip(self.optimizer.param_groups, self.base_lrs, ratios):
             lr = base * ratio * self.plateau_scale
             if isinstance(group["lr"], torch.Tensor):
                 group["lr"].fill_(lr)

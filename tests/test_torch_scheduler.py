@@ -279,3 +279,91 @@ def test_a_group_lr_that_overflows_is_refused() -> None:
     sched = Schedule("constant", lr=1e307).build(opt, 10)
     assert [g["lr"] for g in opt.param_groups] == [1e307, 1e308]
     assert sched.get_last_lr() == [1e307, 1e308]
+
+
+# ------------------------------------------------------------------ a schedule per param group
+GROUPED = Schedule("cosine", lr=0.1, warmup={"frac": 0.1},
+                   groups={1: {"family": "onecycle", "params": {"cycle_momentum": True}}})
+
+
+def test_each_group_runs_its_own_schedule_at_its_ratio() -> None:
+    total = 200
+    _, opt = _model_and_opt()  # groups at lr and lr / 10
+    sched = GROUPED.build(opt, total)
+    seen = []
+    for _ in range(total):
+        seen.append([(g["lr"], g["momentum"]) for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    lrs = np.array([[lr for lr, _ in row] for row in seen])
+    np.testing.assert_allclose(lrs[:, 0], GROUPED.curve(total), rtol=1e-15)
+    np.testing.assert_allclose(lrs[:, 1], GROUPED.for_group(1).curve(total) / 10, rtol=1e-15)
+    assert GROUPED.for_group(1).family == "onecycle" and GROUPED.for_group(0) == GROUPED.replace(groups=None)
+    momenta = np.array([[m for _, m in row] for row in seen])
+    np.testing.assert_allclose(momenta[:, 1], GROUPED.for_group(1).momentum_curve(total))
+    assert np.all(momenta[:, 0] == 0.9)  # the cosine group keeps the optimizer's momentum
+
+
+def test_groups_match_per_group_torch_schedulers() -> None:
+    # torch 2.13 has no per-group scheduler class (no ParamwiseScheduler): LambdaLR with one lambda
+    # per group is its per-group form; here each group against its own torch scheduler, and LambdaLR.
+    from torch.optim import lr_scheduler as tls
+
+    total, q = 400, 100
+    spec = Schedule("cosine", lr=0.1, groups=[None, {"family": "step", "params": {"gamma": 0.5, "step_frac": q / total}}])
+    _, opt = _model_and_opt()
+    ours = spec.build(opt, total)
+    peers = [torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr) for lr in (0.1, 0.01)]
+    torch_scheds = [tls.CosineAnnealingLR(peers[0], T_max=total), tls.StepLR(peers[1], q, gamma=0.5)]
+    _, opt2 = _model_and_opt()
+    lam = tls.LambdaLR(opt2, [lambda t: 0.5 * (1 + np.cos(np.pi * t / total)), lambda t: 0.5 ** (t // q)])
+    for _ in range(total):
+        mine = [g["lr"] for g in opt.param_groups]
+        theirs = [p.param_groups[0]["lr"] for p in peers]
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12)
+        np.testing.assert_allclose(mine, [g["lr"] for g in opt2.param_groups], rtol=1e-12)
+        for o in (opt, opt2, *peers):
+            o.step()
+        for s in (ours, lam, *torch_scheds):
+            s.step()
+
+
+def test_grouped_state_dict_resumes_and_names_a_missing_group() -> None:
+    total, stop = 300, 120
+    _, opt = _model_and_opt()
+    straight = GROUPED.build(opt, total)
+    expected = []
+    for _ in range(total):
+        expected.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        straight.step()
+    _, opt = _model_and_opt()
+    sched = GROUPED.build(opt, total)
+    for _ in range(stop):
+        opt.step()
+        sched.step()
+    saved = json.loads(json.dumps(sched.state_dict()))
+    assert saved["schedule"]["groups"]["1"]["family"] == "onecycle"
+    _, opt2 = _model_and_opt()
+    sched2 = Schedule("constant").build(opt2, 5)
+    sched2.load_state_dict(saved)
+    resumed = []
+    for _ in range(total - stop):
+        resumed.append([g["lr"] for g in opt2.param_groups])
+        opt2.step()
+        sched2.step()
+    assert resumed == expected[stop:]
+    one_group = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="schedule.groups names param group 1 but the optimizer has 1 param group"):
+        GROUPED.build(one_group, 10)
+    before = [g["lr"] for g in opt2.param_groups]
+    with pytest.raises(ValueError, match="names param group 5"):
+        sched2.load_state_dict({**saved, "schedule": {**saved["schedule"], "groups": {"5": {"family": "constant"}}}})
+    assert [g["lr"] for g in opt2.param_groups] == before
+
+
+def test_noise_above_the_peak_is_checked_for_overflow() -> None:
+    _, opt = _model_and_opt()
+    with pytest.raises(ValueError, match="overflows a float"):
+        Schedule("constant", lr=1e308, noise={"range": [0.0], "pct": 0.9}).build(opt, 10)
+    Schedule("constant", lr=1e308).build(opt, 10)  # without noise the peak is the largest LR

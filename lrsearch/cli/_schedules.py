@@ -11,6 +11,7 @@ from lrsearch import __version__
 from lrsearch.schedules import Schedule
 from lrsearch.schedules import families
 from lrsearch.schedules import get_family
+from lrsearch.schedules._specdata import plain
 
 
 def _key_values(pairs: list[str], option: str) -> dict[str, Any]:
@@ -46,13 +47,31 @@ def _schedule_from_args(args: argparse.Namespace) -> Schedule:
     return base.replace(**changes) if changes else base
 
 
+# The spec keys beside family, lr and params, each in a spec only when set (lrsearch.schedules._modifiers).
+SPEC_KEYS = (
+    ("warmup", "{frac, shape: linear|cosine|exp|constant|exp_tau, start_ratio, overlay}: a phase "
+               "before the family, or with overlay true a factor on it (pytorch_warmup)"),
+    ("tail", "{kind: swa|ema, start, ...}: average the weights over the end of the run"),
+    ("floor", "a ratio of the peak the LR stays above after warmup (MONAI end_lr)"),
+    ("noise", "{range: [a, b], pct, std, seed, type: normal|uniform}: timm's LR noise"),
+    ("stairs", "N: the LR steps once per N-th of the run (a scheduler stepped per epoch)"),
+    ("groups", "[null, {family, params, ...}] or {index: spec}: a schedule per param group"),
+)
+
+
+def _plain_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def _families_table() -> str:
     lines = []
     for name in families():
         fam = get_family(name)
-        params = ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
-                           for k, v in Schedule(name).to_dict()["params"].items())
+        # schedule.params, not to_dict: a later parameter left out of to_dict at its default (k) shows too
+        params = ", ".join(f"{k}={_plain_value(v)}" for k, v in plain(Schedule(name).params).items())
         lines.append(f"{name:<16} {fam.summary}\n{'':<16} {params or '(no parameters)'}")
+    lines.append("\nspec keys beside family, lr and params:")
+    lines += [f"{key:<16} {text}" for key, text in SPEC_KEYS]
     return "\n".join(lines)
 
 
@@ -65,7 +84,8 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     from lrsearch.plots import plot_schedules
 
     schedule = _schedule_from_args(args)
-    print(json.dumps(schedule.to_dict(), indent=2))
+    print(json.dumps(schedule.to_dict(), indent=2, ensure_ascii=False))
+    print(schedule.describe())
     out = Path(args.out or f"{schedule.family}.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_schedules({schedule.describe(): schedule}, args.steps, log_scale=args.log).savefig(out, dpi=110)

@@ -9,6 +9,7 @@ from lrsearch.schedules import _steps  # noqa: F401
 from lrsearch.schedules import _cycles  # noqa: F401
 from lrsearch.schedules import _onecycle  # noqa: F401
 from lrsearch.schedules import _piecewise  # noqa: F401
+from lrsearch.schedules import _product  # noqa: F401
 from lrsearch.schedules._anneal import anneal_const
 from lrsearch.schedules._anneal import anneal_cos
 from lrsearch.schedules._anneal import anneal_exp

@@ -1,8 +1,9 @@
 """Cyclic families: ``cosine_restarts`` (SGDR) and ``cyclic`` (CLR).
 
 ``cosine_restarts`` matches torch's ``CosineAnnealingWarmRestarts(T_0, T_mult)`` for integer
-``cycle_mult`` and adds what torch lacks (pytorch#62640): a float ``cycle_mult`` and a peak decay
-``cycle_decay`` per cycle, as timm has.
+``cycle_mult`` and adds what torch lacks (pytorch#62640): a float ``cycle_mult``, a peak decay
+``cycle_decay`` per cycle and a k-decay ``k`` within each cycle, as timm's ``CosineLRScheduler``
+has (``cycle_mul``, ``cycle_decay``, ``k_decay``; ``min_ratio`` is not decayed, as timm's ``lr_min``).
 
 With ``whole_steps=False`` and ``first_cycle_frac=1/k`` it is transformers'
 ``get_cosine_with_hard_restarts_schedule_with_warmup(num_cycles=k)``, whose cycles are fractions of a step.
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from lrsearch.schedules._anneal import anneal_cos
+from lrsearch.schedules._params import K_DECAY
 from lrsearch.schedules._params import MIN_RATIO
 from lrsearch.schedules._params import Categorical
 from lrsearch.schedules._params import Choice
@@ -63,7 +65,11 @@ def _cosine_restarts(t: np.ndarray, total: int, p: P) -> np.ndarray:
     start = _cycle_starts(index, first, mult)
     length = first * mult**index
     peak = p["cycle_decay"] ** index
-    return anneal_cos(1.0, 0.0, (t - start) / length) * (peak - p["min_ratio"]) + p["min_ratio"]
+    # k-decay (timm k_decay): cos(pi t_cur**k / T_i**k) within each cycle.
+    pos = (t - start) / length
+    if p["k"] != 1.0:
+        pos = pos ** p["k"]
+    return anneal_cos(1.0, 0.0, pos) * (peak - p["min_ratio"]) + p["min_ratio"]
 
 
 def _triangle(t: np.ndarray, total: int, p: P) -> tuple[np.ndarray, np.ndarray]:
@@ -126,6 +132,7 @@ register(
             "cycle_decay": Float(1.0, 0.0, 1.0, low_open=True, search=FloatRange(0.5, 1.0),
                                  doc="each cycle's peak is cycle_decay times the last"),
             "min_ratio": MIN_RATIO,
+            "k": K_DECAY,
             "whole_steps": Choice(True, (True, False),
                                   doc="round the first cycle to whole steps (torch T_0); false keeps "
                                       "the exact fraction (HF hard restarts: 1 / num_cycles)"),

@@ -22,6 +22,7 @@ from lrsearch.schedules._anneal import anneal_exp
 from lrsearch.schedules._anneal import anneal_linear
 from lrsearch.schedules._anneal import anneal_poly
 from lrsearch.schedules._anneal import combine_steps
+from lrsearch.schedules._params import K_DECAY
 from lrsearch.schedules._params import MIN_RATIO
 from lrsearch.schedules._params import Choice
 from lrsearch.schedules._params import Categorical
@@ -50,8 +51,8 @@ def _cosine(t: np.ndarray, total: int, p: P) -> np.ndarray:
 
 
 def _poly(t: np.ndarray, total: int, p: P) -> np.ndarray:
-    # torch/timm orientation: min + (1 - min) * (1 - u) ** power.
-    return anneal_poly(p["min_ratio"], 1.0, 1.0 - t / total, p["power"])
+    # torch/timm orientation: min + (1 - min) * (1 - u**k) ** power (timm k_decay; u**1.0 is u).
+    return anneal_poly(p["min_ratio"], 1.0, 1.0 - (t / total) ** p["k"], p["power"])
 
 
 def _exponential(t: np.ndarray, total: int, p: P) -> np.ndarray:
@@ -120,6 +121,7 @@ register(
         {
             "power": Float(1.0, 0.0, None, low_open=True, search=FloatRange(0.5, 2.0, log=True)),
             "min_ratio": MIN_RATIO,
+            "k": K_DECAY,
         },
         _poly,
     )

@@ -74,6 +74,7 @@ class Float:
     high_open: bool = False
     search: FloatRange | None = None
     doc: str = ""
+    hide_default: bool = False  # a later addition: left out of to_dict at its default (older JSON)
 
     @property
     def rule(self) -> str:
@@ -171,3 +172,5 @@ MIN_RATIO = unit_ratio(
     FloatRange(1e-3, 0.1, log=True, zero=True),
     doc="final LR as a ratio of the peak",
 )
+K_DECAY = Float(1.0, 0.0, None, low_open=True, hide_default=True,
+                doc="k-decay exponent on progress (timm k_decay); k > 1 holds the LR high longer")

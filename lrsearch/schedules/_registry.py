@@ -36,6 +36,8 @@ class Family:
         decays_late: The family holds a high LR and decays late (wsd, flat_cos, step, ...); a pruner
             that compares trials at equal steps must not judge it before its decay.
         check: Optional cross-parameter rule, raising ``ValueError``.
+        describe: Optional short text of the params for ``Schedule.describe`` (default: the
+            params that differ from their defaults).
     """
 
     name: str
@@ -46,6 +48,7 @@ class Family:
     rises: bool = False
     decays_late: bool = False
     check: Callable[[Mapping[str, Any]], None] | None = None
+    describe: Callable[[Mapping[str, Any]], str] | None = None
     defaults: Mapping[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -20,6 +20,14 @@ from lrsearch.schedules._grid import curve_length
 from lrsearch.schedules._grid import step_and_total
 from lrsearch.schedules._grid import steps_array
 from lrsearch.schedules._grid import total_of
+from lrsearch.schedules._modifiers import EXTRA_KEYS
+from lrsearch.schedules._modifiers import describe_extras
+from lrsearch.schedules._modifiers import extras_to_dict
+from lrsearch.schedules._modifiers import group_schedule
+from lrsearch.schedules._modifiers import normalise_extras
+from lrsearch.schedules._modifiers import params_to_dict
+from lrsearch.schedules._modifiers import schedule_multipliers
+from lrsearch.schedules._modifiers import stair_clock
 from lrsearch.schedules._registry import Family
 from lrsearch.schedules._registry import get_family
 from lrsearch.schedules._specdata import compact
@@ -30,8 +38,9 @@ from lrsearch.schedules._tail import describe_tail
 from lrsearch.schedules._tail import normalise_tail
 from lrsearch.schedules._tail import tail_start
 from lrsearch.schedules._warmup import WARMUP_PARAMS
-from lrsearch.schedules._warmup import warmup_factor
+from lrsearch.schedules._warmup import check_warmup
 from lrsearch.schedules._warmup import warmup_steps
+from lrsearch.schedules._warmup import warmup_to_dict
 
 
 if TYPE_CHECKING:
@@ -42,7 +51,8 @@ if TYPE_CHECKING:
 
 SPEC_VERSION = 1
 _CHUNK = 2**16  # steps evaluated at once, so that temporaries stay small on long step arrays
-_TOP_KEYS = ("version", "family", "lr", "params", "warmup", "tail", "chosen_for", "optimizer")
+_FIELDS = ("lr", "params", "warmup", "tail", *EXTRA_KEYS)
+_TOP_KEYS = ("version", "family", *_FIELDS, "chosen_for", "optimizer")
 # ``chosen_for`` and ``optimizer`` are notes, not part of the schedule. ``optimizer``: the optimizer
 # an exported best trial searched with (``lrsearch.optim.OptimizerSpec.from_dict`` reads it);
 # ``chosen_for``: the run length an exported spec was chosen for and what the loss model predicted there (``SearchResult.export_best(total_steps=...)``).
@@ -64,13 +74,17 @@ class Schedule:
         lr: Peak learning rate, finite and > 0. Each param group keeps its ratio to it.
         params: The family's parameters; anything left out takes its default, so
             ``Schedule(family)`` is valid for every family.
-        warmup: ``{"frac", "shape", "start_ratio"}``; ``frac`` in [0, 1) of the run, ``shape`` one
-            of linear, cosine, exp, constant. Refused with ``frac > 0`` for onecycle and cyclic,
-            which rise on their own.
+        warmup: ``{"frac", "shape", "start_ratio", "overlay"}``; ``frac`` in [0, 1) of the run,
+            ``shape`` one of linear, cosine, exp, constant, exp_tau (overlay only); ``overlay``
+            multiplies the undelayed schedule (pytorch_warmup). Refused with ``frac > 0`` for
+            onecycle and cyclic, which rise on their own.
         tail: ``None`` or an averaging tail (SWA or EMA of the weights over the last part of
             the run, optionally with an ``SWALR``-style LR): ``{"kind": "swa"|"ema", "start",
             "every", "decay" (ema), "swa_lr", "anneal", "anneal_shape"}``; see
             ``lrsearch.schedules._tail``. In ``to_dict`` only when set.
+        noise, floor, stairs, groups: timm's LR noise, a floor ratio after warmup (MONAI
+            ``end_lr``), per-epoch stepping over ``stairs`` parts, per-param-group schedules; see
+            ``lrsearch.schedules._modifiers``. Each in ``to_dict`` only when set.
     """
 
     family: str = "constant"
@@ -78,6 +92,10 @@ class Schedule:
     params: Mapping[str, Any] | None = None
     warmup: Mapping[str, Any] | None = None
     tail: Mapping[str, Any] | None = None
+    noise: Mapping[str, Any] | None = None
+    floor: float | None = None
+    stairs: int | None = None
+    groups: Any = None
 
     def __post_init__(self) -> None:
         fam = get_family(self.family)
@@ -93,15 +111,14 @@ class Schedule:
                 f"warmup.frac must be 0 for family {fam.name!r}, which rises on its own, "
                 f"but got {warmup['frac']!r}."
             )
-        if warmup["shape"] == "exp" and warmup["start_ratio"] <= 0.0:
-            raise ValueError(
-                f"warmup.start_ratio must be > 0 when warmup.shape is 'exp' "
-                f"but got {warmup['start_ratio']!r}."
-            )
+        check_warmup(warmup)
         object.__setattr__(self, "lr", lr)
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "warmup", warmup)
         object.__setattr__(self, "tail", normalise_tail(self.tail))
+        extras = normalise_extras({k: getattr(self, k) for k in EXTRA_KEYS}, lr, type(self))
+        for key, value in extras.items():
+            object.__setattr__(self, key, value)
 
     def __hash__(self) -> int:
         return hash(self.to_json())
@@ -121,12 +138,12 @@ class Schedule:
             "version": SPEC_VERSION,
             "family": self.family,
             "lr": self.lr,
-            "params": plain(self.params),
-            "warmup": plain(self.warmup),
+            "params": params_to_dict(self.spec_family, self.params),
+            "warmup": plain(warmup_to_dict(self.warmup)),
         }
         if self.tail is not None:
             out["tail"] = plain(self.tail)
-        return out
+        return {**out, **extras_to_dict(self)}
 
     @classmethod
     def from_dict(cls, data: Any) -> Schedule:
@@ -146,7 +163,7 @@ class Schedule:
             raise ValueError(f"version must be {SPEC_VERSION} but got {show(version)}.")
         if "family" not in data:
             raise ValueError("a schedule spec must have the key 'family'.")
-        kwargs = {k: data[k] for k in ("lr", "params", "warmup", "tail") if k in data}
+        kwargs = {k: data[k] for k in _FIELDS if k in data}
         return cls(data["family"], **kwargs)
 
     def to_json(self) -> str:
@@ -166,9 +183,8 @@ class Schedule:
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> Schedule:
-        """A copy with some of ``family``, ``lr``, ``params``, ``warmup`` or ``tail`` changed."""
-        data = {"family": self.family, "lr": self.lr, "params": self.params, "warmup": self.warmup,
-                "tail": self.tail}
+        """A copy with some of ``family``, ``lr``, ``params``, ``warmup``, ``tail`` ... changed."""
+        data = {k: getattr(self, k) for k in ("family", *_FIELDS)}
         data.update(changes)
         return Schedule(**data)
 
@@ -183,7 +199,8 @@ class Schedule:
         return None if self.tail is None else tail_start(self.tail, total_of(total_steps))
 
     def multipliers(self, steps: Any, total_steps: int) -> np.ndarray:
-        """LR as a ratio of the peak at each of ``steps`` (vectorised ``lr_at / lr``), in [0, 1]."""
+        """LR as a ratio of the peak at each of ``steps`` (vectorised ``lr_at / lr``), in [0, 1]
+        (up to ``1 + noise.pct`` with noise)."""
         t, total_steps = steps_array(steps), total_of(total_steps)
         flat_t = np.minimum(t, total_steps - 1).ravel()
         out = np.empty(flat_t.shape)
@@ -198,19 +215,11 @@ class Schedule:
         return out.reshape(t.shape)
 
     def _multipliers(self, t: np.ndarray, total_steps: int) -> np.ndarray:
-        fam = self.spec_family
-        w = warmup_steps(self.warmup["frac"], total_steps)
-        out = np.empty(t.shape)
-        main = t >= w
-        # Extreme but valid params (gamma ** 5000, t / 1e-300) over- or underflow to the right
-        # limit, 0 or 1; a division by zero or NaN would be a bug and stays loud.
-        with np.errstate(over="ignore", under="ignore"):
-            out[main] = fam.multiplier(t[main] - w, total_steps - w, self.params)
-            if w and not np.all(main):
-                first = fam.multiplier(np.zeros(1), total_steps - w, self.params)[0]
-                shape, start = self.warmup["shape"], self.warmup["start_ratio"]
-                out[~main] = first * warmup_factor(t[~main], w, shape, start)
-        return np.clip(out, 0.0, 1.0)
+        return schedule_multipliers(self, t, total_steps)
+
+    def for_group(self, index: int) -> Schedule:
+        """The schedule param group ``index`` runs: its entry of ``groups``, else this one's main."""
+        return group_schedule(self, index)
 
     def lr_at(self, step: int, total_steps: int) -> float:
         """The LR at optimizer step ``step`` (from 0) of a ``total_steps`` run, in closed form.
@@ -244,8 +253,9 @@ class Schedule:
         if fam.momentum is None:
             return None
         t = steps_array(np.arange(total_steps) if steps is None else steps)
+        t, total_steps = stair_clock(self, np.minimum(t, total_steps - 1), total_steps)
         with np.errstate(over="ignore", under="ignore"):
-            return fam.momentum(np.minimum(t, total_steps - 1), total_steps, self.params)
+            return fam.momentum(t, total_steps, self.params)
 
     def momentum_at(self, step: int, total_steps: int) -> float | None:
         """Momentum (or beta1) at ``step``, or ``None`` when this schedule does not cycle it."""
@@ -264,7 +274,9 @@ class Schedule:
 
     def key_params(self) -> str:
         """The params that differ from the family's defaults, 3 significant digits, as ``k=v``."""
-        defaults = self.spec_family.defaults
+        defaults, fam = self.spec_family.defaults, self.spec_family
+        if fam.describe is not None:
+            return fam.describe(self.params)
         return ", ".join(f"{k}={compact(v)}" for k, v in self.params.items() if v != defaults[k])
 
     def describe(self) -> str:
@@ -273,7 +285,8 @@ class Schedule:
         text = f"{self.family}(lr={self.lr:.3g}{', ' if changed else ''}{changed})"
         if self.warmup["frac"] > 0:
             text += f" + {self.warmup['frac']:.1%} {self.warmup['shape']} warmup"
+            text += " overlay" if self.warmup["overlay"] else ""
         if self.tail is not None:
             text += f" + {describe_tail(self.tail)}"
-        return text
+        return text + describe_extras(self)
 

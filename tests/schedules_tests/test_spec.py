@@ -122,7 +122,7 @@ BAD = [
     ({"family": "multistep", "params": {"milestones": "0.5"}}, "params.milestones must be"),
     ({"family": "cosine", "warmup": {"frac": 1.0}}, "warmup.frac must be in [0, 1) but got 1.0"),
     ({"family": "cosine", "warmup": {"frac": -0.1}}, "warmup.frac must be in [0, 1)"),
-    ({"family": "cosine", "warmup": {"shape": "sigmoid"}}, "warmup.shape must be one of 'linear', 'cosine', 'exp', 'constant' but got 'sigmoid'"),
+    ({"family": "cosine", "warmup": {"shape": "sigmoid"}}, "warmup.shape must be one of 'linear', 'cosine', 'exp', 'constant', 'exp_tau' but got 'sigmoid'"),
     ({"family": "cosine", "warmup": {"shape": "exp"}}, "warmup.start_ratio must be > 0 when warmup.shape is 'exp'"),
     ({"family": "cosine", "warmup": {"length": 3}}, "warmup has an unknown parameter 'length'"),
     ({"family": "onecycle", "warmup": {"frac": 0.1}}, "warmup.frac must be 0 for family 'onecycle', which rises on its own"),
