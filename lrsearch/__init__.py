@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
     from lrsearch._data import TensorBatches
     from lrsearch._train import Task
     from lrsearch._train import train
+    from lrsearch.population import PopulationWarning
+    from lrsearch.population import train_population
     from lrsearch.optim import OptimizerSpec
     from lrsearch.optim import param_groups
     from lrsearch.search import ForecastPruner
@@ -50,6 +52,8 @@ _LAZY = {
     "lr_find": "lrsearch._range_test",
     "Task": "lrsearch._train",
     "train": "lrsearch._train",
+    "PopulationWarning": "lrsearch.population",
+    "train_population": "lrsearch.population",
     "ForecastPruner": "lrsearch.search",
     "OptimizerSpace": "lrsearch.search",
     "OptimizerSpec": "lrsearch.optim",
@@ -79,6 +83,7 @@ __all__ = [
     "OptimizerSpec",
     "PlateauMonitor",
     "PlateauPruner",
+    "PopulationWarning",
     "Prediction",
     "RangeTestResult",
     "RangeTestWarning",
@@ -101,4 +106,5 @@ __all__ = [
     "suggest_optimizer",
     "suggest_schedule",
     "train",
+    "train_population",
 ]

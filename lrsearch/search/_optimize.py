@@ -38,6 +38,8 @@ from lrsearch.search._fidelity import Budget
 from lrsearch.search._fidelity import Rungs
 from lrsearch.search._fidelity import run_length
 from lrsearch.search._forecast import ForecastPruner
+from lrsearch.search._population import check_population
+from lrsearch.search._population import optimize_population
 from lrsearch.search._pruning import report
 from lrsearch.search._result import SearchResult
 from lrsearch.search._space import SearchSpace
@@ -104,6 +106,7 @@ def optimize(
     artifacts: str | None = "studies/artifacts",
     heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
     seed_families: Sequence[str] | None = None,
+    population: int | str | None = None,
 ) -> SearchResult:
     """Search LR schedules for ``objective`` (or for a ``Task``), in a resumable Optuna study.
 
@@ -156,6 +159,9 @@ def optimize(
         heartbeat_interval: Seconds between heartbeats of a running trial on an RDB storage (URL or
             ``.db``); a trial silent for 3 intervals (a killed process) is marked FAIL and retried
             once with the same parameters when the study next runs. ``None`` turns this off.
+        population: With a ``task``, train up to this many trials at once in one batched
+            computation (``lrsearch.train_population``; ``"auto"``: what fits in memory, at most 32),
+            each reported and pruned on its own; ``None`` (default) trains them one by one.
 
     With ``n_trials=0`` the study is only prepared (created, seeded): start parallel workers after
     that, each calling ``optimize`` on the same storage without ``seed_from``.
@@ -173,6 +179,7 @@ def optimize(
     if not isinstance(study_name, str) or not study_name or any(c in study_name for c in "/\\"):
         raise ValueError(f"study_name must be a non-empty name without slashes but got {study_name!r}.")
     n_jobs = check_int("n_jobs", n_jobs, low=-1)
+    population = check_population(population, task, n_jobs)
     if n_trials is not None:
         check_int("n_trials", n_trials, low=0)
     if heartbeat_interval is not None:
@@ -206,11 +213,12 @@ def optimize(
     with single_process(storage):
         return _run(objective, task, storage, study_name, direction, space, seed_from, seed_families, budget,
                     rungs, n_trials, timeout, sampler, pruner, n_jobs, callbacks, show_progress_bar, catch, seed,
-                    artifacts)
+                    artifacts, population)
 
 
 def _run(objective, task, storage, study_name, direction, space, seed_from, seed_families, budget,  # noqa: ANN001,ANN202
-         rungs, n_trials, timeout, sampler, pruner, n_jobs, callbacks, show_progress_bar, catch, seed, artifacts):
+         rungs, n_trials, timeout, sampler, pruner, n_jobs, callbacks, show_progress_bar, catch, seed, artifacts,
+         population=None):
     study = optuna.create_study(storage=storage, sampler=sampler or default_sampler(seed),
                                 pruner=pruner or ForecastPruner(), study_name=study_name,
                                 direction=direction, load_if_exists=True)
@@ -271,9 +279,14 @@ def _run(objective, task, storage, study_name, direction, space, seed_from, seed
     if keeper.step(study):  # a resumed study: promotions still owed; a spent budget runs nothing
         return SearchResult(study, space)
     with Interrupt() as interrupt, Progress(keeper.budget, n_trials, show_progress_bar) as progress:
+        every = [lambda s, _: recover(s), keeper, interrupt, progress, *(callbacks or [])]
         try:
-            study.optimize(wrapped, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, catch=catch,
-                           callbacks=[lambda s, _: recover(s), keeper, interrupt, progress, *(callbacks or [])])
+            if population is not None:  # trials trained together (lrsearch.search._population)
+                optimize_population(study, task, space, keeper, seed, population, n_trials, timeout, catch,
+                                    artifacts, every)
+            else:
+                study.optimize(wrapped, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, catch=catch,
+                               callbacks=every)
         except KeyboardInterrupt:
             interrupt.hit = True
     result = SearchResult(study, space, interrupted=interrupt.hit)
