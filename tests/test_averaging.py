@@ -165,3 +165,19 @@ def test_update_bn_passes_dict_batches_as_keywords() -> None:
     averaged = avg.model()
     want = averaged.lin(torch.cat([b["x"] for b in batches])).mean(0).detach()
     torch.testing.assert_close(averaged.bn.running_mean, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("kind", ["swa", "ema"])
+def test_updates_do_not_wait_for_the_device(kind: str) -> None:
+    live = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.BatchNorm1d(64)).cuda()
+    inputs = [torch.randn(8, 64).cuda()]
+    avg = Averager(live, _tail(kind=kind, start=0.1), total_steps=20, bn_inputs=lambda: inputs)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any host-device synchronisation raises
+    try:
+        for t in range(20):
+            avg.step(t)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert avg.updates == 18
