@@ -120,3 +120,32 @@ def combined_cos(
         [lambda p: anneal_cos(start, middle, p), lambda p: anneal_cos(middle, end, p)],
         pos,
     )
+
+
+def _cycle_starts(index: np.ndarray, first: float, mult: float) -> np.ndarray:
+    if mult == 1.0:
+        return first * index
+    # (mult**k - 1) / (mult - 1) first: 1 for k = 1 whatever mult, and +inf (never NaN) for a
+    # cycle that starts past any float, which no step reaches.
+    return first * ((mult**index - 1.0) / (mult - 1.0))
+
+
+def cycle_position(t: np.ndarray, first: float, mult: float) -> tuple[np.ndarray, np.ndarray]:
+    """The cycle index of steps ``t`` and their position in it, in [0, 1), for cycles of ``first``
+    steps, each ``mult`` times longer than the last (SGDR, timm's ``cycle_mul``)."""
+    if mult == 1.0:
+        index = np.floor(t / first)
+    else:
+        # log1p(t (mult - 1) / first) / log(mult), in logs so a huge mult (up to the float max)
+        # does not overflow: log(1 + e**x) = logaddexp(0, x); t = 0 is log(0) = -inf, index 0.
+        with np.errstate(divide="ignore"):
+            x = np.log(t / first) + np.log(mult - 1.0)
+        index = np.floor(np.logaddexp(0.0, x) / np.log(mult))
+    # The logarithm and the geometric sum both land a hair off an exact boundary (7.000000001 for
+    # 7); settle it to within a billionth of a step so whole-step cycles start where torch's do.
+    tol = 1e-9 * np.maximum(1.0, t)
+    index = np.where(_cycle_starts(index + 1, first, mult) <= t + tol, index + 1, index)
+    index = np.where(_cycle_starts(index, first, mult) > t + tol, index - 1, index)
+    start = _cycle_starts(index, first, mult)
+    length = first * mult**index
+    return index, (t - start) / length

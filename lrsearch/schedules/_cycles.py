@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from lrsearch.schedules._anneal import anneal_cos
+from lrsearch.schedules._anneal import cycle_position
 from lrsearch.schedules._params import K_DECAY
 from lrsearch.schedules._params import MIN_RATIO
 from lrsearch.schedules._params import Categorical
@@ -35,38 +36,14 @@ from lrsearch.schedules._registry import register
 P = Mapping[str, Any]
 
 
-def _cycle_starts(index: np.ndarray, first: float, mult: float) -> np.ndarray:
-    if mult == 1.0:
-        return first * index
-    # (mult**k - 1) / (mult - 1) first: 1 for k = 1 whatever mult, and +inf (never NaN) for a
-    # cycle that starts past any float, which no step reaches.
-    return first * ((mult**index - 1.0) / (mult - 1.0))
-
-
 def _cosine_restarts(t: np.ndarray, total: int, p: P) -> np.ndarray:
     if p["whole_steps"]:  # torch's integer T_0
         first = float(max(1, steps_of(p["first_cycle_frac"], total)))
     else:  # HF's hard restarts: num_cycles equal cycles of total / num_cycles steps, a fraction
         first = max(p["first_cycle_frac"] * total, 1e-6)  # a millionth of a step: no 0/0 at 5e-324
-    mult = p["cycle_mult"]
-    if mult == 1.0:
-        index = np.floor(t / first)
-    else:
-        # log1p(t (mult - 1) / first) / log(mult), in logs so a huge mult (up to the float max)
-        # does not overflow: log(1 + e**x) = logaddexp(0, x); t = 0 is log(0) = -inf, index 0.
-        with np.errstate(divide="ignore"):
-            x = np.log(t / first) + np.log(mult - 1.0)
-        index = np.floor(np.logaddexp(0.0, x) / np.log(mult))
-    # The logarithm and the geometric sum both land a hair off an exact boundary (7.000000001 for
-    # 7); settle it to within a billionth of a step so whole-step cycles start where torch's do.
-    tol = 1e-9 * np.maximum(1.0, t)
-    index = np.where(_cycle_starts(index + 1, first, mult) <= t + tol, index + 1, index)
-    index = np.where(_cycle_starts(index, first, mult) > t + tol, index - 1, index)
-    start = _cycle_starts(index, first, mult)
-    length = first * mult**index
+    index, pos = cycle_position(t, first, p["cycle_mult"])
     peak = p["cycle_decay"] ** index
     # k-decay (timm k_decay): cos(pi t_cur**k / T_i**k) within each cycle.
-    pos = (t - start) / length
     if p["k"] != 1.0:
         pos = pos ** p["k"]
     return anneal_cos(1.0, 0.0, pos) * (peak - p["min_ratio"]) + p["min_ratio"]

@@ -22,12 +22,14 @@ from lrsearch.schedules._anneal import anneal_exp
 from lrsearch.schedules._anneal import anneal_linear
 from lrsearch.schedules._anneal import anneal_poly
 from lrsearch.schedules._anneal import combine_steps
+from lrsearch.schedules._anneal import cycle_position
 from lrsearch.schedules._params import K_DECAY
 from lrsearch.schedules._params import MIN_RATIO
 from lrsearch.schedules._params import Choice
 from lrsearch.schedules._params import Categorical
 from lrsearch.schedules._params import Float
 from lrsearch.schedules._params import FloatRange
+from lrsearch.schedules._params import steps_of
 from lrsearch.schedules._registry import Family
 from lrsearch.schedules._registry import register
 
@@ -51,8 +53,13 @@ def _cosine(t: np.ndarray, total: int, p: P) -> np.ndarray:
 
 
 def _poly(t: np.ndarray, total: int, p: P) -> np.ndarray:
-    # torch/timm orientation: min + (1 - min) * (1 - u**k) ** power (timm k_decay; u**1.0 is u).
-    return anneal_poly(p["min_ratio"], 1.0, 1.0 - (t / total) ** p["k"], p["power"])
+    # torch/timm orientation: min + (peak - min) * (1 - u**k) ** power (timm k_decay; u**1.0 is u);
+    # with first_cycle_frac < 1, timm's PolyLRScheduler restarts (cycle_mul, cycle_decay). At the
+    # defaults u = t / total exactly: one cycle of total steps.
+    first = float(max(1, steps_of(p["first_cycle_frac"], total)))
+    index, u = cycle_position(t, first, p["cycle_mult"])
+    peak = p["cycle_decay"] ** index
+    return anneal_poly(p["min_ratio"], peak, 1.0 - u ** p["k"], p["power"])
 
 
 def _exponential(t: np.ndarray, total: int, p: P) -> np.ndarray:
@@ -117,11 +124,16 @@ register(
 register(
     Family(
         "poly",
-        "polynomial decay (1 - u)**power to min_ratio",
+        "polynomial decay (1 - u**k)**power to min_ratio, optional restarts (timm poly)",
         {
             "power": Float(1.0, 0.0, None, low_open=True, search=FloatRange(0.5, 2.0, log=True)),
             "min_ratio": MIN_RATIO,
             "k": K_DECAY,
+            "first_cycle_frac": Float(1.0, 0.0, 1.0, low_open=True, hide_default=True,
+                                      doc="restarts (timm t_initial): first cycle as a fraction of the run"),
+            "cycle_mult": Float(1.0, 1.0, None, hide_default=True, doc="each cycle cycle_mult times longer"),
+            "cycle_decay": Float(1.0, 0.0, 1.0, low_open=True, hide_default=True,
+                                 doc="each cycle's peak cycle_decay times the last"),
         },
         _poly,
     )

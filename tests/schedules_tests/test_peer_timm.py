@@ -1,5 +1,5 @@
-"""Parity with timm's schedulers: LR noise (``noise``), k-decay with restarts (``cosine_restarts.k``,
-``poly.k``), step for step.
+"""Parity with timm's schedulers: LR noise (``noise``), k-decay with restarts (``cosine_restarts.k``;
+``poly.k`` with ``first_cycle_frac``, ``cycle_mult``, ``cycle_decay``), step for step.
 
 timm does not import without torchvision, which is not installed, so its scheduler modules
 (``scheduler.py``, ``cosine_lr.py``, ``poly_lr.py``: torch only) are loaded by file path from a
@@ -209,8 +209,39 @@ def test_poly_k_decay_timm(timm_sched, power: float, k: float, min_ratio: float)
 def test_k_is_left_out_of_older_specs() -> None:
     for family in ("poly", "cosine_restarts"):
         assert "k" not in Schedule(family).to_dict()["params"]
+        assert "cycle_mult" not in Schedule("poly").to_dict()["params"]
         spec = Schedule(family, params={"k": 2.0}).to_dict()
         assert spec["params"]["k"] == 2.0 and Schedule.from_dict(spec).params["k"] == 2.0
     assert Schedule("poly").to_json() == (
         '{"family": "poly", "lr": 0.001, "params": {"min_ratio": 0.0, "power": 1.0}, "version": 1, '
         '"warmup": {"frac": 0.0, "shape": "linear", "start_ratio": 0.0}}')
+
+
+def _poly_restarts(total: int, cycles: int, mul: float, decay: float, k: float, min_ratio: float,
+                   power: float) -> Schedule:
+    t_initial = total // cycles
+    return Schedule("poly", LR, {"first_cycle_frac": t_initial / total, "cycle_mult": mul, "power": power,
+                                 "cycle_decay": decay, "k": k, "min_ratio": min_ratio})
+
+
+@pytest.mark.parametrize("total", LENGTHS)
+@pytest.mark.parametrize("cycles,mul,decay,k,min_ratio", CYCLE_CASES)
+def test_poly_restarts_formula(total: int, cycles, mul, decay, k, min_ratio) -> None:
+    peer = _timm_cycle_formula(total, total // cycles, mul, decay, k, LR * min_ratio, poly_power=2.0)
+    assert _rel(_poly_restarts(total, cycles, mul, decay, k, min_ratio, 2.0).curve(total), peer) <= RTOL
+
+
+@pytest.mark.parametrize("cycles,mul,decay,k,min_ratio", CYCLE_CASES)
+def test_poly_restarts_timm(timm_sched, cycles, mul, decay, k, min_ratio) -> None:
+    total = 1000
+    peer = _timm_run(timm_sched.poly_lr.PolyLRScheduler, total, t_initial=total // cycles, power=0.5,
+                     cycle_mul=mul, cycle_decay=decay, k_decay=k, lr_min=LR * min_ratio, cycle_limit=10**9)
+    assert _rel(_poly_restarts(total, cycles, mul, decay, k, min_ratio, 0.5).curve(total), peer) <= RTOL
+
+
+def test_poly_defaults_are_one_cycle_bit_for_bit() -> None:
+    t = np.arange(1000.0)
+    for power, k in ((1.0, 1.0), (2.0, 1.5)):
+        expected = 0.01 + (1 - 0.01) * (1 - (t / 1000) ** k) ** power
+        ours = Schedule("poly", 1.0, {"power": power, "k": k, "min_ratio": 0.01}).multipliers(t, 1000)
+        np.testing.assert_array_equal(ours, expected)
