@@ -7,8 +7,10 @@ At step ``t`` of a ``T``-step run the ratio of the peak is, in this order:
    of N equal parts of the run and is the N-step schedule's value at that part's index, as a torch
    scheduler stepped once per epoch over N epochs of ``T / N`` steps.
 2. The family with its warmup (``_warmup``), clipped to [0, 1].
-3. ``floor`` (a ratio of the peak): after warmup (``t >= W``) the ratio is at least ``floor``;
-   MONAI's ``WarmupCosineSchedule(end_lr=floor * lr)``.
+3. ``floor`` (a ratio of the peak): after warmup (``t >= W``, ``W = round(frac T)``, also for an
+   overlay; with ``exp_tau``, ``W`` is ``tau``) the ratio is at least ``floor``; MONAI's
+   ``WarmupCosineSchedule(end_lr=floor * lr)`` (MONAI's end_lr is absolute: the same for every
+   param group; here it is a ratio of each group's own peak).
 4. ``noise``: timm's LR noise (``_noise``), which may take the LR above the peak.
 
 ``groups``: a list by param-group index (``null`` for a group that follows the main schedule) or a
