@@ -95,13 +95,19 @@ class FlatOptimizer:
     def step(self, params: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor,
              momentum: torch.Tensor | None = None) -> None:
         """One step of every member: ``params`` and ``grad`` are ``[K, P]``, ``lr`` and the cycled
-        ``momentum`` (beta1 for Adam; ``None``: the optimizer's own) are ``[K]``."""
+        ``momentum`` (beta1 for Adam; ``None``: the optimizer's own) are ``[K]``.
+
+        Scalars torch computes in double (``1 - lr * weight_decay``, ``lr / bias_correction``) are
+        computed in double here too, and updates use ``addcmul_``/``addcdiv_``, whose rounding is
+        that of torch's ``add_(..., alpha=)``/``addcdiv_(..., value=)``: a member's steps are
+        torch's bit for bit (weights of one param group) up to the order of its gradient sums.
+        """
         self.to(params.device, params.dtype)
-        lr = lr.to(params.dtype)[:, None]
+        lr = lr.to(torch.float64)[:, None]
         if isinstance(self.lr_scale, torch.Tensor) or self.lr_scale != 1.0:
             lr = lr * self.lr_scale
         if momentum is not None:
-            momentum = momentum.to(params.dtype)[:, None]
+            momentum = momentum.to(torch.float64)[:, None]
         with torch.no_grad():
             if self.settings["maximize"]:
                 grad = -grad
@@ -113,24 +119,32 @@ class FlatOptimizer:
     def _decay(self) -> bool:
         return isinstance(self.weight_decay, torch.Tensor) or self.weight_decay != 0
 
+    def _add_decay(self, grad: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """``grad + weight_decay * params`` (L2), rounded as torch's ``grad.add(param, alpha=wd)``."""
+        if isinstance(self.weight_decay, torch.Tensor):
+            return torch.addcmul(grad, params, self.weight_decay)
+        return grad.add(params, alpha=self.weight_decay)
+
     def _sgd(self, params: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, momentum: Any) -> None:
-        s = self.settings
+        s, dtype = self.settings, params.dtype
         if self._decay():
-            grad = grad.add(params * self.weight_decay)
-        momentum = s["momentum"] if momentum is None else momentum
-        if not isinstance(momentum, torch.Tensor) and momentum == 0:
-            params.sub_(grad * lr)
-            return
-        buf = self.state.get("momentum_buffer")
-        if buf is None:
-            buf = self.state["momentum_buffer"] = grad.detach().clone()
-        else:
-            buf.mul_(momentum).add_(grad, alpha=1 - s["dampening"])
-        update = grad.add(buf * momentum) if s["nesterov"] else buf
-        params.sub_(update * lr)
+            grad = self._add_decay(grad, params)
+        cycled = momentum is not None
+        momentum = momentum.to(dtype) if cycled else s["momentum"]
+        if cycled or momentum != 0:
+            buf = self.state.get("momentum_buffer")
+            if buf is None:
+                buf = self.state["momentum_buffer"] = grad.detach().clone()
+            else:
+                buf.mul_(momentum).add_(grad, alpha=1 - s["dampening"])
+            if s["nesterov"]:
+                grad = torch.addcmul(grad, buf, momentum) if cycled else grad.add(buf, alpha=momentum)
+            else:
+                grad = buf
+        params.addcmul_(grad, lr.to(dtype), value=-1)
 
     def _adam(self, params: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, beta1: Any) -> None:
-        s = self.settings
+        s, dtype = self.settings, params.dtype
         b1 = s["betas"][0] if beta1 is None else beta1
         b2, eps = s["betas"][1], s["eps"]
         if not self.state:
@@ -138,13 +152,14 @@ class FlatOptimizer:
         self.steps += 1
         if self._decay():
             if self.kind == "adamw":
-                params.mul_(1 - lr * self.weight_decay)
+                params.mul_((1 - lr * self.weight_decay).to(dtype))
             else:
-                grad = grad.add(params * self.weight_decay)
+                grad = self._add_decay(grad, params)
         exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
-        exp_avg.lerp_(grad, 1 - b1)
+        weight = 1 - b1
+        exp_avg.lerp_(grad, weight.to(dtype) if isinstance(weight, torch.Tensor) else weight)
         exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
         bias_correction1 = 1 - b1**self.steps
         bias_correction2_sqrt = (1 - b2**self.steps) ** 0.5
         denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-        params.sub_(exp_avg / denom * (lr / bias_correction1))
+        params.addcdiv_(exp_avg * (-lr / bias_correction1).to(dtype), denom)

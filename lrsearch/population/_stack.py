@@ -22,6 +22,8 @@ import torch
 from torch.func import functional_call
 from torch.func import vmap
 
+from lrsearch.population import _batched
+
 
 #: The most members trained at once when the size is chosen automatically.
 MAX_POPULATION = 32
@@ -47,6 +49,7 @@ class Stack:
         states = [{**dict(m.named_parameters()), **dict(m.named_buffers())} for m in models]
         self.fixed = {n: torch.stack([s[n].detach() for s in states]) for n in fixed}
         self.module = copy.deepcopy(base)  # the shape donor whose forward runs functionally
+        self.layers = _batched.plan(self.module)  # None: through vmap
         self.models = models
 
     def __len__(self) -> int:
@@ -59,6 +62,8 @@ class Stack:
 
     def forward(self, flat: torch.Tensor, fixed: dict[str, torch.Tensor], inputs: Any, shared: bool) -> Any:
         """Every member's output for its inputs (``shared``: one batch for all members)."""
+        if self.layers is not None and isinstance(inputs, torch.Tensor):
+            return _batched.forward(self.layers, {**self.params(flat), **fixed}, inputs, flat.shape[0], shared)
         module = self.module
 
         def one(p: dict[str, torch.Tensor], f: dict[str, torch.Tensor], x: Any) -> Any:

@@ -26,12 +26,26 @@ def _sgd(params) -> torch.optim.Optimizer:  # noqa: ANN001
     return torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
 
 
-@pytest.mark.parametrize(("model_fn", "optimizer_fn", "clip"), [(mlp, None, None), (cnn, _sgd, 1.0)])
+class _Wrapped(torch.nn.Module):
+    """Not a Sequential: trained through vmap rather than the hand-batched layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = cnn()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+
+@pytest.mark.parametrize(("model_fn", "optimizer_fn", "clip"), [
+    (mlp, None, None), (cnn, _sgd, 1.0), (_Wrapped, None, None)])
 def test_each_member_matches_train(model_fn, optimizer_fn, clip) -> None:  # noqa: ANN001
     extra = {} if optimizer_fn is None else {"optimizer_fn": optimizer_fn}
     task = make_task(model_fn, clip_grad_norm=clip, **extra)
     seeds, totals = [0, 1, 2, 3], [15, 10, 15, 7]  # own seeds (weights, data order) and own lengths
     results = train_population(task, SCHEDULES, seeds, total_steps=totals, population=4)
+    model = model_fn()
+    assert (Stack([model], {id(p) for p in model.parameters()}).layers is None) == (model_fn is _Wrapped)
     for result, schedule, seed, total in zip(results, SCHEDULES, seeds, totals):
         alone = lrsearch.train(task, schedule, seed=seed, total_steps=total)
         assert result.steps == alone.steps == total and result.error is None
