@@ -37,6 +37,8 @@ class _Im2col(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        if not ctx.needs_input_grad[0]:  # the model's input: no gradient wanted
+            return None, None, None, None
         k, b, length, c = ctx.shape
         ks, stride, pad, out = ctx.conv
         grad = grad.view(k, b, out, ks, c)
@@ -62,6 +64,16 @@ def plan(module: torch.nn.Module) -> list[tuple[str, torch.nn.Module]] | None:
         return None
     layers = [(name, m) for name, m in module.named_modules() if not isinstance(m, torch.nn.Sequential)]
     return layers or None
+
+
+def member_losses(loss_fn: Any, out: torch.Tensor, target: torch.Tensor, shared: bool) -> torch.Tensor | None:
+    """Each member's ``F.cross_entropy`` as one call over ``[K * B, C]`` (``None`` for other losses;
+    the caller checked that no target is an ``ignore_index``)."""
+    if loss_fn is not F.cross_entropy or out.dim() != 3 or target.dtype != torch.long:
+        return None
+    k, b = out.shape[:2]
+    target = target.expand(k, b) if shared else target
+    return F.cross_entropy(out.reshape(k * b, -1), target.reshape(-1), reduction="none").view(k, b).mean(1)
 
 
 def forward(layers: list[tuple[str, torch.nn.Module]], params: dict[str, torch.Tensor], x: torch.Tensor,

@@ -27,6 +27,7 @@ from lrsearch._data import to_device
 from lrsearch._data import unpack
 from lrsearch._threads import threads_for_training
 from lrsearch._train import Task
+from lrsearch.population._batched import member_losses
 from lrsearch.population._members import Member
 from lrsearch.population._members import MemberResult
 from lrsearch.population._members import make_members
@@ -91,6 +92,7 @@ class _Population:
         self.batch_size = task.batch_size
         self.batches = -(-self.x.shape[0] // self.batch_size)
         self.vmap_metric: bool | None = None
+        self.plain_targets = self.y.dtype == torch.long and bool((self.y >= 0).all())  # no ignore_index
         self.order: torch.Tensor | None = None  # this pass's permutation per row (one row if shared)
 
     def _table(self, curves: list[np.ndarray], longest: int) -> torch.Tensor:
@@ -117,7 +119,9 @@ class _Population:
             idx = idx[0] if self.shared else idx
             x, y = self.x[idx], self.y[idx]
             out = self.stack.forward(self.stack.flat, self.stack.fixed, x, self.shared)
-            losses = vmap(loss_fn, in_dims=(0, None if self.shared else 0))(out, y)
+            losses = member_losses(loss_fn, out, y, self.shared) if self.plain_targets else None
+            if losses is None:
+                losses = vmap(loss_fn, in_dims=(0, None if self.shared else 0))(out, y)
             (grad,) = torch.autograd.grad(losses.sum(), self.stack.flat)
             if self.task.clip_grad_norm is not None:
                 norms = grad.norm(dim=1)
