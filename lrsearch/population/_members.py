@@ -64,8 +64,9 @@ class Member:
 
 # Task fields a population trains as ``train`` does; any other field set away from its default
 # (a feature added to the reference loop later) sends the population to the one-at-a-time fallback.
+# (``groups`` only shapes an ``OptimizerSpec``, and searched optimizers already train one at a time.)
 _SUPPORTED = {"model_fn", "train_data", "val_data", "loss_fn", "metric", "epochs", "optimizer_fn", "batch_size",
-              "direction", "device", "amp", "accumulation_steps", "clip_grad_norm", "threads"}
+              "direction", "device", "amp", "accumulation_steps", "clip_grad_norm", "threads", "groups"}
 
 
 def task_reason(task: Task) -> str | None:
