@@ -33,6 +33,7 @@ from lrsearch.search._pruning import report
 from lrsearch.search._seeds import duplicate_of
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import _current
+from lrsearch.search._space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule
 
 
@@ -121,21 +122,13 @@ def _start(study: optuna.Study, task: Task, space: SearchSpace, keeper: Budget, 
     try:
         schedule = suggest_schedule(trial)
         steps = run_length(trial, task.full_steps())
-        optimizer = _suggest_optimizer(trial)
+        optimizer = suggest_optimizer(trial)
     except Exception as err:
         rnd.tell(trial, state=_State.FAIL, error=err)
         return None
     finally:
         _current.reset(token)
     return trial, schedule, steps, optimizer
-
-
-def _suggest_optimizer(trial: optuna.trial.Trial) -> Any:
-    try:
-        from lrsearch.search._space import suggest_optimizer
-    except ImportError:  # a version without searched optimizers
-        return None
-    return suggest_optimizer(trial)
 
 
 def optimize_population(study: optuna.Study, task: Task, space: SearchSpace, keeper: Budget, seed: int,

@@ -143,3 +143,17 @@ def test_seeds_start_from_the_reference_optimizer() -> None:
     trial = study.ask()
     schedule = space.suggest(trial)
     assert lrsearch.suggest_optimizer(trial) == OptimizerSpec("sgd", 0.0) and schedule.lr == pytest.approx(0.01)
+
+
+def test_population_trains_searched_optimizers_one_at_a_time_and_says_so() -> None:
+    space = _space(weight_decay=(1e-5, 1e-1))
+    with pytest.warns(lrsearch.PopulationWarning, match="searched optimizers"):
+        result = lrsearch.optimize(task=_task(), n_trials=4, rungs=None, space=space, population=4,
+                                   pruner=optuna.pruners.NopPruner(), storage=optuna.storages.InMemoryStorage(),
+                                   artifacts=None, heartbeat_interval=None)
+    trials = result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 4 and all("optimizer" in t.user_attrs for t in trials)
+    # each trial trained with its own optimizer: the same spec retrained alone gives its value
+    best = result.best_trial
+    again = lrsearch.train(_task(), result.best_schedule, optimizer=result.best_optimizer)
+    assert again.final == pytest.approx(best.value, rel=1e-6)
