@@ -14,4 +14,4 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/lrsearch demo
 
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
