@@ -87,6 +87,13 @@ def trial_note(trial: optuna.trial.FrozenTrial, metric: str = "value", promoted_
         lines.append(f"- **Promoted from:** trial {attrs['promoted_from']}{moved}")
     if attrs.get("seed"):
         lines.append(f"- **Seeded by the range test:** `{attrs['seed']}`")
+    optimizer = attrs.get("optimizer")
+    if isinstance(optimizer, Mapping):  # searched (``OptimizerSpace``): the family, decay, group ratios
+        decay = optimizer.get("weight_decay")
+        ratios = ", ".join(f"{g} x{r:.3g}" for g, r in (optimizer.get("ratios") or {}).items())
+        lines.append(f"- **Optimizer:** `{optimizer.get('name')}`"
+                     + (f", weight decay {decay:.3g}" if isinstance(decay, (int, float)) else "")
+                     + (f", group LR ratios {ratios}" if ratios else ""))
     if schedule is not None:
         lines += [f"- **Schedule:** `{schedule.describe()}`", "",
                   "Spec (`lrsearch.Schedule.from_dict(spec).build(optimizer, total_steps)` rebuilds it "

@@ -278,7 +278,8 @@ def publish_study(result: SearchResult, folder: str) -> None:
     counts = result.counts_text()
     best = result.best_schedule
     note = [f"## {best.family} wins: {metric} {result.best_value:.4g}", "",
-            f"`{best.describe()}` (trial {result.best_trial.number}). Trials: {counts}.", "",
+            f"`{best.describe()}`" + (f" with `{result.best_optimizer.describe()}`" if result.best_optimizer else "")
+            + f" (trial {result.best_trial.number}). Trials: {counts}.", "",
             "The study's main page shows the top LR curves over the fraction of the run, the best value per "
             "family, and the value against peak LR by family. Each trial's note says why it stopped." if figures else
             "(`pip install plotly` for the figures of the top LR curves and of the families.)", "",

@@ -157,3 +157,19 @@ def test_population_trains_searched_optimizers_one_at_a_time_and_says_so() -> No
     best = result.best_trial
     again = lrsearch.train(_task(), result.best_schedule, optimizer=result.best_optimizer)
     assert again.final == pytest.approx(best.value, rel=1e-6)
+
+
+def test_dashboard_notes_name_each_trials_optimizer(tmp_path) -> None:
+    from optuna_dashboard import get_note
+
+    from lrsearch.reports import trial_note
+
+    space = _space(weight_decay=(1e-5, 1e-1), group_ratios={"head": (0.1, 1.0)})
+    result = lrsearch.optimize(task=_task({"head": "2.*"}), n_trials=3, rungs=None, space=space,
+                               pruner=optuna.pruners.NopPruner(), storage=optuna.storages.InMemoryStorage(),
+                               artifacts=str(tmp_path / "artifacts"), heartbeat_interval=None)
+    for t in result.study.trials:
+        spec = OptimizerSpec.from_dict(t.user_attrs["optimizer"])
+        note = trial_note(t)
+        assert f"- **Optimizer:** `{spec.name}`" in note and f"head x{spec.ratios['head']:.3g}" in note
+    assert f"with `{result.best_optimizer.describe()}`" in get_note(result.study)
