@@ -78,11 +78,7 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         n = self.tensors[0].shape[0]
-        if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed + self.passes)
-            order = torch.randperm(n, generator=gen).to(self.tensors[0].device)
-        else:
-            order = None
+        order = shuffle_order(n, self.seed, self.passes).to(self.tensors[0].device) if self.shuffle else None
         self.passes += 1
         for i in range(len(self)):
             idx = slice(i * self.batch_size, (i + 1) * self.batch_size)
@@ -90,6 +86,12 @@ class TensorBatches:
                 yield tuple(t[idx] for t in self.tensors)
             else:
                 yield tuple(t[order[idx]] for t in self.tensors)
+
+
+def shuffle_order(n: int, seed: int, passes: int) -> torch.Tensor:
+    """The permutation of ``n`` samples that pass ``passes`` (from 0) of a ``TensorBatches`` with
+    ``seed`` draws, from its own generator (the global RNG is untouched)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed + passes))
 
 
 def cycle(loader: Iterable[Any], name: str) -> Iterator[Any]:

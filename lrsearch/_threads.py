@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from lrsearch._checks import check_int
 
@@ -30,6 +31,11 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
         return os.cpu_count() or 1
+
+
+def training_threads(device: Any, threads: int | None = None) -> contextlib.AbstractContextManager[None]:
+    """``threads_for_training(threads)`` on a CPU ``device``; on any other device, nothing."""
+    return threads_for_training(threads) if device.type == "cpu" else contextlib.nullcontext()
 
 
 def cpu_threads(threads: int | None = None) -> int | None:

@@ -28,7 +28,7 @@ from lrsearch._checks import check_int
 from lrsearch._data import TensorBatches
 from lrsearch._data import eval_mean
 from lrsearch._data import to_device
-from lrsearch._threads import threads_for_training
+from lrsearch._threads import training_threads
 from lrsearch.optim import OptimizerSpec
 from lrsearch.optim._groups import check_groups
 from lrsearch._data import unpack
@@ -180,32 +180,39 @@ def train(
     training batches (in order) before each such evaluation.
     """
     device = task.resolve_device()
-    if device.type != "cpu":
-        return _train(task, schedule, device, on_eval, seed, total_steps, optimizer)
-    with threads_for_training(task.threads):
+    with training_threads(device, task.threads):
         return _train(task, schedule, device, on_eval, seed, total_steps, optimizer)
 
 
-def _build_optimizer(task: Task, model: torch.nn.Module, schedule: Schedule,
-                     spec: OptimizerSpec | None) -> torch.optim.Optimizer:
-    if spec is None:
-        return task.optimizer_fn(model.parameters())
-    if not isinstance(spec, OptimizerSpec):
+def new_run(task: Task, device: torch.device, seed: int, schedule: Schedule,
+            spec: OptimizerSpec | None = None) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """A run's fresh model and optimizer, seeded: ``torch.manual_seed(seed)``, ``task.model_fn()`` on
+    ``device``, then ``spec`` built over ``task.groups`` (or ``task.optimizer_fn``). The population
+    builds its members with it, so their initial weights are ``train``'s."""
+    if spec is not None and not isinstance(spec, OptimizerSpec):
         raise ValueError(f"optimizer must be a lrsearch.optim.OptimizerSpec or None but got {type(spec).__name__}.")
-    return spec.build(model, lr=schedule.lr, groups=task.groups)
+    torch.manual_seed(seed)
+    model = task.model_fn().to(device)
+    if spec is None:
+        return model, task.optimizer_fn(model.parameters())
+    return model, spec.build(model, lr=schedule.lr, groups=task.groups)
+
+
+def eval_steps(total: int, n_evals: int) -> list[int]:
+    """The optimizer steps (counted from 1) after which a ``total``-step run evaluates: ``n_evals``
+    of them, evenly spaced, the last at ``total``."""
+    return [max(1, round((k + 1) * total / n_evals)) for k in range(n_evals)]
 
 
 def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callable[[int, float], None] | None,
            seed: int, total_steps: int | None, spec: OptimizerSpec | None) -> TrainResult:
-    torch.manual_seed(seed)
-    model = task.model_fn().to(device)
-    optimizer = _build_optimizer(task, model, schedule, spec)
+    model, optimizer = new_run(task, device, seed, schedule, spec)
     train_batches = task.batches(task.train_data, device, shuffle=True, seed=seed)
     val_batches = task.batches(task.val_data, device, shuffle=False, seed=seed)
     acc = task.accumulation_steps
     per_epoch = math.ceil(len(train_batches) / acc)
     total = task.epochs * per_epoch if total_steps is None else check_int("total_steps", total_steps, low=1)
-    evals = [max(1, round((k + 1) * total / task.epochs)) for k in range(task.epochs)]
+    evals = eval_steps(total, task.epochs)
     scheduler = schedule.build(optimizer, total)
     averager = Averager.of(schedule, model, total, lambda: (  # inputs for update_bn, unshuffled
         to_device(unpack(b, None)[0], device) for b in task.batches(task.train_data, device, shuffle=False, seed=seed)))

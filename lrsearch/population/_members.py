@@ -20,6 +20,8 @@ from lrsearch._checks import check_int
 from lrsearch._train import Task
 from lrsearch._train import TrainResult
 from lrsearch._train import _tensor_pair
+from lrsearch._train import eval_steps
+from lrsearch._train import new_run
 from lrsearch._train import train
 from lrsearch.schedules import Schedule
 
@@ -51,12 +53,10 @@ class Member:
 
     def evals(self, epochs: int) -> list[int]:
         """The optimizer steps after which this member evaluates (as ``train``)."""
-        return [max(1, round((k + 1) * self.total / epochs)) for k in range(epochs)]
+        return eval_steps(self.total, epochs)
 
     def build(self, task: Task, device: torch.device, *, schedule: bool = True) -> Member:
-        torch.manual_seed(self.seed)
-        self.model = task.model_fn().to(device)
-        self.optimizer = task.optimizer_fn(self.model.parameters())
+        self.model, self.optimizer = new_run(task, device, self.seed, self.schedule)
         if schedule:
             self.scheduler = self.schedule.build(self.optimizer, self.total)
         return self

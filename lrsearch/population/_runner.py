@@ -13,7 +13,6 @@ their values, as ``train`` does.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -23,9 +22,10 @@ import numpy as np
 import torch
 from torch.func import vmap
 
+from lrsearch._data import shuffle_order
 from lrsearch._data import to_device
 from lrsearch._data import unpack
-from lrsearch._threads import threads_for_training
+from lrsearch._threads import training_threads
 from lrsearch._train import Task
 from lrsearch.population._batched import member_losses
 from lrsearch.population._members import Member
@@ -103,7 +103,7 @@ class _Population:
         """Each row's permutation for this pass over the data (``TensorBatches``'s)."""
         n = self.x.shape[0]
         seeds = [self.members[self.rows[0]].seed] if self.shared else [self.members[r].seed for r in self.rows]
-        perms = [torch.randperm(n, generator=torch.Generator().manual_seed(s + epoch)) for s in seeds]
+        perms = [shuffle_order(n, s, epoch) for s in seeds]
         return torch.stack(perms).to(self.device)
 
     def run(self, on_exit: OnExit | None) -> list[MemberResult]:
@@ -245,8 +245,7 @@ def population_plan(task: Task, population: int | str = "auto", schedule: Schedu
     a time instead (``None`` when it need not)."""
     members = make_members(task, [schedule or Schedule("constant", lr=1e-3)], seed, None, None)
     device = task.resolve_device()
-    threads = threads_for_training(task.threads) if device.type == "cpu" else contextlib.nullcontext()
-    with threads:
+    with training_threads(device, task.threads):
         return _plan(task, device, members[0], _check_population(population), MAX_POPULATION)
 
 
@@ -302,8 +301,7 @@ def train_population(
     if len(specs) != len(members):
         raise ValueError(f"optimizers must have one entry per schedule ({len(members)}) but got {len(specs)}.")
     device = task.resolve_device()
-    threads = threads_for_training(task.threads) if device.type == "cpu" else contextlib.nullcontext()
-    with threads:
+    with training_threads(device, task.threads):
         reason = schedule_reason(schedules) or (
             "searched optimizers (OptimizerSpec) are trained one at a time" if any(specs) else None)
         size = 1
