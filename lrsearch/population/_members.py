@@ -91,9 +91,9 @@ def task_reason(task: Task) -> str | None:
 def schedule_reason(schedules: Sequence[Schedule]) -> str | None:
     """Why these schedules cannot be batched (features ``train`` applies outside the LR), or ``None``."""
     for i, s in enumerate(schedules):
-        if getattr(s, "tail", None) is not None:
+        if s.tail is not None:
             return f"schedules[{i}] has an averaging tail (SWA/EMA of the weights), which is not batched"
-        if getattr(s, "groups", None):
+        if s.groups:
             return f"schedules[{i}] gives param groups their own schedules, which is not batched"
     return None
 
@@ -147,8 +147,8 @@ def one_by_one(task: Task, members: list[Member], reason: str,
                     raise
 
         try:
-            extra = {} if spec is None else {"optimizer": spec}
-            run = train(task, member.schedule, on_eval=record, seed=member.seed, total_steps=member.total, **extra)
+            run = train(task, member.schedule, on_eval=record, seed=member.seed, total_steps=member.total,
+                        optimizer=spec)
             result = MemberResult(run.values, run.steps, run.device, run.model)
         except Exception as err:
             if not raised or err is not raised[0]:

@@ -246,13 +246,17 @@ def population_plan(task: Task, population: int | str = "auto", schedule: Schedu
     members = make_members(task, [schedule or Schedule("constant", lr=1e-3)], seed, None, None)
     device = task.resolve_device()
     with training_threads(device, task.threads):
-        return _plan(task, device, members[0], _check_population(population), MAX_POPULATION)
+        return _plan(task, device, members[0], check_population(population), MAX_POPULATION)
 
 
-def _check_population(population: Any) -> int | str:
+def check_population(population: Any, *, none_ok: bool = False) -> int | str | None:
+    """A population size: ``"auto"`` or an integer >= 1 (or ``None`` when ``none_ok``)."""
+    if population is None and none_ok:
+        return None
     if not (population == "auto" or (isinstance(population, int) and not isinstance(population, bool)
                                      and population >= 1)):
-        raise ValueError(f"population must be 'auto' or an integer >= 1 but got {population!r}.")
+        allowed = "None, 'auto'" if none_ok else "'auto'"
+        raise ValueError(f"population must be {allowed} or an integer >= 1 but got {population!r}.")
     return population
 
 
@@ -295,7 +299,7 @@ def train_population(
     """
     if not isinstance(task, Task):
         raise ValueError(f"task must be a lrsearch.Task but got {type(task).__name__}.")
-    population = _check_population(population)
+    population = check_population(population)
     members = make_members(task, schedules, seeds, total_steps, on_eval)
     specs = list(optimizers) if optimizers is not None else [None] * len(members)
     if len(specs) != len(members):

@@ -25,6 +25,7 @@ from optuna.storages._heartbeat import get_heartbeat_thread
 
 from lrsearch._train import Task
 from lrsearch.population import population_plan
+from lrsearch.population._runner import check_population as check_population_size
 from lrsearch.population import train_population
 from lrsearch.search._fidelity import Budget
 from lrsearch.search._fidelity import run_length
@@ -43,11 +44,8 @@ _State = optuna.trial.TrialState
 
 def check_population(population: Any, task: Task | None, n_jobs: int) -> int | str | None:
     """``optimize``'s ``population``: ``None``, ``"auto"`` or an int >= 1, with a task, one job."""
-    if population is None:
+    if check_population_size(population, none_ok=True) is None:
         return None
-    if not (population == "auto" or (isinstance(population, int) and not isinstance(population, bool)
-                                     and population >= 1)):
-        raise ValueError(f"population must be None, 'auto' or an integer >= 1 but got {population!r}.")
     if task is None:
         raise ValueError("population needs task=...: a plain objective trains its own runs "
                          "(lrsearch.train_population trains several of them at once).")
