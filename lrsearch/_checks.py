@@ -65,6 +65,17 @@ def check_float(name: str, value: Any) -> float:
     return number
 
 
+def check_range(name: str, value: Any, *, alternative: str = "") -> tuple[float, float]:
+    """A ``(low, high)`` pair of finite floats with ``0 < low < high`` (a log-scale search range);
+    ``alternative`` names what else ``name`` may be, for the message."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"{name} must be a (low, high) pair{alternative} but got {show(value)}.")
+    low, high = check_float(f"{name}[0]", value[0]), check_float(f"{name}[1]", value[1])
+    if not 0 < low < high:
+        raise ValueError(f"{name} must satisfy 0 < low < high but got ({low!r}, {high!r}).")
+    return low, high
+
+
 def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> Any:
     """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
     if isinstance(value, bool) != any(isinstance(c, bool) for c in choices) or value not in choices:

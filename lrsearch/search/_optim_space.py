@@ -17,20 +17,11 @@ from typing import Any
 
 import optuna
 
-from lrsearch._checks import check_float
+from lrsearch._checks import check_range
 from lrsearch._checks import show
 from lrsearch.optim import OPTIMIZERS
 from lrsearch.optim import OptimizerSpec
 from lrsearch.optim._groups import OTHERS
-
-
-def _pair(name: str, value: Any) -> tuple[float, float]:
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(f"{name} must be a (low, high) pair but got {show(value)}.")
-    low, high = check_float(f"{name}[0]", value[0]), check_float(f"{name}[1]", value[1])
-    if not 0 < low < high:
-        raise ValueError(f"{name} must satisfy 0 < low < high but got ({low!r}, {high!r}).")
-    return low, high
 
 
 class OptimizerSpace:
@@ -59,13 +50,13 @@ class OptimizerSpace:
         if len(set(optimizers)) != len(optimizers):
             raise ValueError(f"optimizers must not repeat a name but got {list(optimizers)!r}.")
         self.optimizers = tuple(optimizers)
-        self.weight_decay = None if weight_decay is None else _pair("weight_decay", weight_decay)
+        self.weight_decay = None if weight_decay is None else check_range("weight_decay", weight_decay)
         if group_ratios is not None and not isinstance(group_ratios, Mapping):
             raise ValueError(f"group_ratios must be a dict of group to (low, high) but got {show(group_ratios)}.")
         for group in group_ratios or {}:
             if not isinstance(group, str) or not group:
                 raise ValueError(f"group_ratios must have non-empty string keys but got {group!r}.")
-        self.group_ratios = {g: _pair(f"group_ratios[{g!r}]", r) for g, r in (group_ratios or {}).items()}
+        self.group_ratios = {g: check_range(f"group_ratios[{g!r}]", r) for g, r in (group_ratios or {}).items()}
 
     def describe(self) -> dict[str, Any]:
         return {"optimizers": list(self.optimizers),

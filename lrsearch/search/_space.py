@@ -19,7 +19,7 @@ from typing import Any
 import optuna
 
 from lrsearch._checks import check_choice
-from lrsearch._checks import check_float
+from lrsearch._checks import check_range
 from lrsearch._range_result import RangeTestResult
 from lrsearch.schedules import FAMILIES
 from lrsearch.schedules import Categorical
@@ -99,7 +99,7 @@ class SearchSpace:
             raise ValueError(f"families must not repeat a name but got {names!r}.")
         self.families = tuple(names)
         self.range_test = lr if isinstance(lr, RangeTestResult) else None
-        low, high = lr.search_range() if isinstance(lr, RangeTestResult) else self._lr_pair(lr)
+        low, high = lr.search_range() if isinstance(lr, RangeTestResult) else check_range("lr", lr, alternative=" or a RangeTestResult")
         self.lr = (low, high)
         self.warmup = bool(warmup)
         self.mode = check_choice("mode", mode, ("min", "max"))
@@ -107,15 +107,6 @@ class SearchSpace:
         if optimizer is not None and not isinstance(optimizer, OptimizerSpace):
             raise ValueError(f"optimizer must be a lrsearch.OptimizerSpace or None but got {type(optimizer).__name__}.")
         self.optimizer = optimizer
-
-    @staticmethod
-    def _lr_pair(lr: Any) -> tuple[float, float]:
-        if not isinstance(lr, (tuple, list)) or len(lr) != 2:
-            raise ValueError(f"lr must be a (low, high) pair or a RangeTestResult but got {lr!r}.")
-        low, high = check_float("lr[0]", lr[0]), check_float("lr[1]", lr[1])
-        if not 0 < low < high:
-            raise ValueError(f"lr must satisfy 0 < low < high but got ({low!r}, {high!r}).")
-        return low, high
 
     def with_lr(self, lr: tuple[float, float] | RangeTestResult) -> SearchSpace:
         """The same space with another LR range (from a pair or a range test)."""
