@@ -31,13 +31,13 @@ from lrsearch._checks import check_float
 from lrsearch._checks import check_int
 from lrsearch._checks import check_steps
 from lrsearch._checks import show
-from lrsearch.schedules._nested import freeze
 from lrsearch.schedules._nested import nested_data
 from lrsearch.schedules._nested import nested_describe
 from lrsearch.schedules._nested import nested_schedule
 from lrsearch.schedules._noise import apply_noise
 from lrsearch.schedules._noise import describe_noise
 from lrsearch.schedules._noise import normalise_noise
+from lrsearch.schedules._specdata import freeze
 from lrsearch.schedules._specdata import plain
 from lrsearch.schedules._warmup import warmup_factor
 from lrsearch.schedules._warmup import warmup_steps

@@ -14,18 +14,10 @@ from types import MappingProxyType
 from typing import Any
 
 from lrsearch._checks import show
+from lrsearch.schedules._specdata import freeze
 
 
 _PATH = re.compile(r"[A-Za-z_][\w.\[\]]*(?= )")  # a message that starts with the key it is about
-
-
-def freeze(value: Any) -> Any:
-    """Plain data made immutable: dicts become mapping proxies, lists tuples."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
-    return value
 
 
 def nested_error(where: str, err: ValueError) -> ValueError:

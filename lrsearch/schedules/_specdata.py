@@ -34,6 +34,15 @@ def normalise(
     return MappingProxyType(out)
 
 
+def freeze(value: Any) -> Any:
+    """Plain data made immutable (``plain``'s inverse): dicts become mapping proxies, lists tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
 def plain(value: Any) -> Any:
     """Turn the frozen containers of a normalised spec back into JSON-ready lists and dicts."""
     if isinstance(value, tuple):
