@@ -276,9 +276,9 @@ def publish_study(result: SearchResult, folder: str) -> None:
         return
     figures = _save_figures(study, metric)
     counts = result.counts_text()
-    best = result.best_schedule
+    best, optimizer = result.best_schedule, result.best_optimizer
     note = [f"## {best.family} wins: {metric} {result.best_value:.4g}", "",
-            f"`{best.describe()}`" + (f" with `{result.best_optimizer.describe()}`" if result.best_optimizer else "")
+            f"`{best.describe()}`" + (f" with `{optimizer.describe()}`" if optimizer else "")
             + f" (trial {result.best_trial.number}). Trials: {counts}.", "",
             "The study's main page shows the top LR curves over the fraction of the run, the best value per "
             "family, and the value against peak LR by family. Each trial's note says why it stopped." if figures else

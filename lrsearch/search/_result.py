@@ -248,8 +248,9 @@ class SearchResult:
         else:
             choice = self.choice_for(total_steps, law)
             data = {**choice.schedule.to_dict(), "chosen_for": choice.record(self._model[1] if self._model else None)}
-        if self.best_optimizer is not None:
-            data["optimizer"] = self.best_optimizer.to_dict()
+        optimizer = self.best_optimizer
+        if optimizer is not None:
+            data["optimizer"] = optimizer.to_dict()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2) + "\n")
         return path
