@@ -2,11 +2,12 @@
 
 A model that is an ``nn.Sequential`` (nested ones too) of ``Linear``, ``Conv1d`` (no groups or
 dilation, zero padding), ``Flatten``/``Unflatten`` and elementwise modules (activations, dropout)
-runs here on ``[K, B, ...]`` tensors with one ``baddbmm`` per layer. ``vmap`` turns a batched
-``Conv1d`` into a grouped convolution, whose CPU backward is slower than K separate ones; here a
-convolution is an im2col matrix product in a channels-last layout, and the im2col's backward is
-``kernel_size`` strided additions instead of torch's generic ``unfold_backward``. Anything else
-returns ``None`` from ``plan`` and runs through ``vmap``.
+runs here on ``[K, B, ...]`` tensors with one batched matrix product per layer. ``vmap`` turns a
+batched ``Conv1d`` into a grouped convolution, whose CPU backward is slower than K separate
+ones; here a convolution (with a ``ReLU`` after it fused in) is ``_conv.ConvReLU``, an im2col
+product in a channels-last layout, and a ``Flatten`` of its output into a ``Linear`` permutes
+the ``Linear``'s columns instead of the activation. Anything else returns ``None`` from
+``plan`` and runs through ``vmap``.
 """
 
 from __future__ import annotations
@@ -16,36 +17,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lrsearch.population._conv import ConvReLU
+from lrsearch.population._conv import Workspace
+
 
 _ELEMENTWISE = (torch.nn.ReLU, torch.nn.GELU, torch.nn.Tanh, torch.nn.Sigmoid, torch.nn.SiLU, torch.nn.LeakyReLU,
                 torch.nn.ELU, torch.nn.Softplus, torch.nn.Identity, torch.nn.Dropout, torch.nn.Mish)
-
-
-class _Im2col(torch.autograd.Function):
-    """``[K, B, L, C]`` (channels last) -> ``[K, B * L_out, ks * C]`` windows, zero-padded."""
-
-    @staticmethod
-    def forward(ctx: Any, a: torch.Tensor, ks: int, stride: int, pad: int) -> torch.Tensor:
-        if pad:
-            a = F.pad(a, (0, 0, pad, pad))
-        a = a.contiguous()
-        k, b, length, c = a.shape
-        out = (length - ks) // stride + 1
-        ctx.shape, ctx.conv = a.shape, (ks, stride, pad, out)
-        windows = a.as_strided((k, b, out, ks, c), (b * length * c, length * c, stride * c, c, 1))
-        return windows.reshape(k, b * out, ks * c)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> Any:
-        if not ctx.needs_input_grad[0]:  # the model's input: no gradient wanted
-            return None, None, None, None
-        k, b, length, c = ctx.shape
-        ks, stride, pad, out = ctx.conv
-        grad = grad.view(k, b, out, ks, c)
-        result = grad.new_zeros(ctx.shape)
-        for j in range(ks):
-            result[:, :, j:j + stride * (out - 1) + 1:stride].add_(grad[:, :, :, j])
-        return (result[:, :, pad:length - pad] if pad else result), None, None, None
 
 
 def _supported(module: torch.nn.Module) -> bool:
@@ -76,29 +53,47 @@ def member_losses(loss_fn: Any, out: torch.Tensor, target: torch.Tensor, shared:
     return F.cross_entropy(out.reshape(k * b, -1), target.reshape(-1), reduction="none").view(k, b).mean(1)
 
 
+def _flattens_channels_last(layers: list[tuple[str, torch.nn.Module]], i: int) -> bool:
+    """Whether layer ``i`` is a ``Flatten`` of a whole ``[C, L]`` activation feeding a ``Linear``."""
+    m = layers[i][1]
+    return (isinstance(m, torch.nn.Flatten) and m.start_dim == 1 and m.end_dim == -1 and i + 1 < len(layers)
+            and isinstance(layers[i + 1][1], torch.nn.Linear))
+
+
 def forward(layers: list[tuple[str, torch.nn.Module]], params: dict[str, torch.Tensor], x: torch.Tensor,
-            k: int, shared: bool) -> torch.Tensor:
-    """Every member's output: ``x`` is ``[B, ...]`` (``shared``) or ``[K, B, ...]``; ``[K, B, ...]`` out."""
+            k: int, shared: bool, ws: Workspace | None = None) -> torch.Tensor:
+    """Every member's output: ``x`` is ``[B, ...]`` (``shared``) or ``[K, B, ...]``; ``[K, B, ...]`` out.
+    ``ws`` keeps the convolutions' large buffers from one call to the next."""
+    ws = ws if ws is not None else Workspace()
     if shared:
         x = x.expand(k, *x.shape)
     last = False  # whether x is a conv activation in channels-last layout [K, B, L, C]
-    for name, m in layers:
+    permuted = None  # (L, C) of a flattened channels-last activation: the Linear's columns permute
+    skip = -1
+    for i, (name, m) in enumerate(layers):
+        if i == skip:
+            continue
         prefix = f"{name}." if name else ""
         if isinstance(m, torch.nn.Conv1d):
             x = x if last else x.transpose(2, 3)
             w, ks = params[prefix + "weight"], m.kernel_size[0]
-            cols = _Im2col.apply(x, ks, m.stride[0], m.padding[0])
             weight = w.permute(0, 3, 2, 1).reshape(k, ks * w.shape[2], w.shape[1])
-            bias = params.get(prefix + "bias")
-            y = torch.bmm(cols, weight) if bias is None else torch.baddbmm(bias[:, None, :], cols, weight)
-            x, last = y.view(k, x.shape[1], -1, w.shape[1]), True
+            relu = i + 1 < len(layers) and type(layers[i + 1][1]) is torch.nn.ReLU
+            skip = i + 1 if relu else -1
+            x = ConvReLU.apply(x, weight, params.get(prefix + "bias"), (ks, m.stride[0], m.padding[0]), relu, ws, i)
+            last = True
         elif isinstance(m, _ELEMENTWISE):
             x = m(x)
+        elif last and _flattens_channels_last(layers, i):
+            x, last, permuted = x.flatten(2), False, (x.shape[2], x.shape[3])
         else:
             if last:
                 x, last = x.transpose(2, 3), False
             if isinstance(m, torch.nn.Linear):
                 w, bias = params[prefix + "weight"], params.get(prefix + "bias")
+                if permuted is not None:  # the module flattens (c, l); x is flat in (l, c) order
+                    length, c = permuted
+                    w, permuted = w.unflatten(2, (c, length)).transpose(2, 3).flatten(2), None
                 flat = x.reshape(k, -1, x.shape[-1])
                 y = torch.bmm(flat, w.transpose(1, 2)) if bias is None else torch.baddbmm(
                     bias[:, None, :], flat, w.transpose(1, 2))

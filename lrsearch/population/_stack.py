@@ -50,6 +50,7 @@ class Stack:
         self.fixed = {n: torch.stack([s[n].detach() for s in states]) for n in fixed}
         self.module = copy.deepcopy(base)  # the shape donor whose forward runs functionally
         self.layers = _batched.plan(self.module)  # None: through vmap
+        self.workspace = _batched.Workspace()  # the batched convolutions' buffers, reused step to step
         self.models = models
 
     def __len__(self) -> int:
@@ -63,7 +64,8 @@ class Stack:
     def forward(self, flat: torch.Tensor, fixed: dict[str, torch.Tensor], inputs: Any, shared: bool) -> Any:
         """Every member's output for its inputs (``shared``: one batch for all members)."""
         if self.layers is not None and isinstance(inputs, torch.Tensor):
-            return _batched.forward(self.layers, {**self.params(flat), **fixed}, inputs, flat.shape[0], shared)
+            return _batched.forward(self.layers, {**self.params(flat), **fixed}, inputs, flat.shape[0], shared,
+                                    self.workspace)
         module = self.module
 
         def one(p: dict[str, torch.Tensor], f: dict[str, torch.Tensor], x: Any) -> Any:
