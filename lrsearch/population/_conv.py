@@ -6,9 +6,9 @@ and gradients per step. Here (activations ``[K, B, L, C]``, channels last):
 
 - the large buffers live in a ``Workspace`` the ``Stack`` keeps from step to step (one per layer
   and role, replaced when a shape changes); the windows' padding slots are zeroed once;
-- members go through in chunks whose windows fit in a core's cache (``CHUNK_BYTES``), and the
-  backward recomputes a chunk's windows rather than keeping every member's in memory (on a GPU,
-  or when all members fit in one chunk, everything is one chunk and the windows are kept);
+- members go through in chunks whose windows fit in the cores' caches (``CHUNK_BYTES`` per
+  thread), and the backward recomputes a chunk's windows rather than keeping every member's in
+  memory (on a GPU, or when all members fit in one chunk, there is one chunk and they are kept);
 - the bias is added and a following ``ReLU`` applied in place on the product.
 
 Measured on the 2-core dev machine (``studies/bench_population.py``, MNIST-1D CNN): 28% less
@@ -68,7 +68,7 @@ def _col2im(windows: torch.Tensor, gx: torch.Tensor, stride: int, pad: int) -> N
             gx[:, :, first:first + stride * (l1 - l0 - 1) + 1:stride].add_(windows[:, :, l0:l1, j])
 
 
-CHUNK_BYTES = 1 << 20  # one chunk's im2col windows on a CPU: about half a core's L2 cache
+CHUNK_BYTES = 1 << 20  # a chunk's im2col windows on a CPU, per thread: about half a core's L2
 
 
 class ConvReLU(torch.autograd.Function):
@@ -127,7 +127,8 @@ def _chunks(ws: Workspace, key: Any, x: torch.Tensor, ks: int, out: int) -> list
     """``(k0, k1, windows buffer)`` for each chunk of members (one chunk on a GPU)."""
     k, b, _, c = x.shape
     per_member = b * out * ks * c * x.element_size()
-    size = k if x.device.type != "cpu" else max(1, min(k, CHUNK_BYTES // max(per_member, 1)))
+    budget = CHUNK_BYTES * torch.get_num_threads()  # the threads split a chunk, each with its own L2
+    size = k if x.device.type != "cpu" else max(1, min(k, budget // max(per_member, 1)))
     return [(k0, min(k, k0 + size), ws.get((key, "cols", min(k, k0 + size) - k0),
                                            (min(k, k0 + size) - k0, b * out, ks * c), x, zero=True))
             for k0 in range(0, k, size)]
