@@ -110,12 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     text = table(results)
     print(text)
     out = Path(__file__).resolve().parent / "results"
+    command = " ".join(["python studies/bench_population.py", *(sys.argv[1:] if argv is None else argv)])
     note = (f"Trials per hour on {THREADS} CPU threads (medians of {args.rounds} alternating rounds; ratio = "
             f"one at a time's time per trial / the arm's; CPU = this process's CPU time). Load average at "
             f"the start: {load[0]:.1f} on {os.cpu_count()} cores. No GPU was measured.")
     (out / "bench_population.md").write_text(
         "# Population vs one at a time: trials per hour\n\n" + note + "\n\n" + text + "\n\n"
-        "Command: `python studies/bench_population.py`\n")
+        f"Command: `{command}`\n")
     (out / "bench_population.json").write_text(json.dumps({"note": note, "results": results}, indent=1) + "\n")
 
 
