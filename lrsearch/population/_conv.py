@@ -93,25 +93,25 @@ class ConvReLU(torch.autograd.Function):
             if relu:
                 part.relu_()
         ctx.save_for_backward(x, weight, y if relu else None)
-        ctx.meta = (conv, relu, ws, key, bias is not None, len(chunks) > 1)
+        ctx.meta = (conv, out, relu, ws, key, bias is not None)
+        ctx.chunks = chunks  # the backward goes through the same chunks, in the same buffers
         return y.view(k, b, out, -1)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
         x, weight, y = ctx.saved_tensors
-        (ks, stride, pad), relu, ws, key, has_bias, recompute = ctx.meta
+        (ks, stride, pad), out, relu, ws, key, has_bias = ctx.meta
         k, b, length, c = x.shape
         grad = grad.reshape(k, -1, weight.shape[2])
-        out = grad.shape[1] // b
         grad_w = torch.empty_like(weight)
         grad_b = grad.new_empty(k, weight.shape[2]) if has_bias else None
         grad_x = ws.get((key, "gx"), tuple(x.shape), grad) if ctx.needs_input_grad[0] else None
-        for k0, k1, cols in _chunks(ws, key, x, ks, out):
+        for k0, k1, cols in ctx.chunks:
             g = grad[k0:k1]
             if relu:  # ReLU's backward, into a reused buffer
                 g = torch.ops.aten.threshold_backward.grad_input(
                     g, y[k0:k1], 0, grad_input=ws.get((key, "grelu", k1 - k0), tuple(g.shape), g))
-            if recompute:  # one chunk: the forward's windows are still in the buffer
+            if len(ctx.chunks) > 1:  # with one chunk the forward's windows are still in its buffer
                 _im2col(x[k0:k1], cols.view(k1 - k0, b, out, ks, c), ks, stride, pad, out)
             torch.bmm(cols.transpose(1, 2), g, out=grad_w[k0:k1])
             if grad_b is not None:
@@ -129,6 +129,8 @@ def _chunks(ws: Workspace, key: Any, x: torch.Tensor, ks: int, out: int) -> list
     per_member = b * out * ks * c * x.element_size()
     budget = CHUNK_BYTES * torch.get_num_threads()  # the threads split a chunk, each with its own L2
     size = k if x.device.type != "cpu" else max(1, min(k, budget // max(per_member, 1)))
-    return [(k0, min(k, k0 + size), ws.get((key, "cols", min(k, k0 + size) - k0),
-                                           (min(k, k0 + size) - k0, b * out, ks * c), x, zero=True))
-            for k0 in range(0, k, size)]
+    chunks = []
+    for k0 in range(0, k, size):
+        n = min(size, k - k0)
+        chunks.append((k0, k0 + n, ws.get((key, "cols", n), (n, b * out, ks * c), x, zero=True)))
+    return chunks

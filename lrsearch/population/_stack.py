@@ -23,6 +23,7 @@ from torch.func import functional_call
 from torch.func import vmap
 
 from lrsearch.population import _batched
+from lrsearch.population._conv import Workspace
 
 
 #: The most members trained at once when the size is chosen automatically.
@@ -50,7 +51,7 @@ class Stack:
         self.fixed = {n: torch.stack([s[n].detach() for s in states]) for n in fixed}
         self.module = copy.deepcopy(base)  # the shape donor whose forward runs functionally
         self.layers = _batched.plan(self.module)  # None: through vmap
-        self.workspace = _batched.Workspace()  # the batched convolutions' buffers, reused step to step
+        self.workspace = Workspace()  # the batched convolutions' buffers, reused step to step
         self.models = models
 
     def __len__(self) -> int:
