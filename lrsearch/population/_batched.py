@@ -2,12 +2,12 @@
 
 A model that is an ``nn.Sequential`` (nested ones too) of ``Linear``, ``Conv1d`` (no groups or
 dilation, zero padding), ``Flatten``/``Unflatten`` and elementwise modules (activations, dropout)
-runs here on ``[K, B, ...]`` tensors with one batched matrix product per layer. ``vmap`` turns a
-batched ``Conv1d`` into a grouped convolution, whose CPU backward is slower than K separate
-ones; here a convolution (with a ``ReLU`` after it fused in) is ``_conv.ConvReLU``, an im2col
-product in a channels-last layout, and a ``Flatten`` of its output into a ``Linear`` permutes
-the ``Linear``'s columns instead of the activation. Anything else returns ``None`` from
-``plan`` and runs through ``vmap``.
+runs here on ``[K, B, ...]`` tensors with batched matrix products. ``vmap`` turns a batched
+``Conv1d`` into a grouped convolution, whose CPU backward is slower than K separate ones; here each
+run of ``Conv1d`` layers (a ``ReLU`` right after one fused in) is one ``_chain.ConvChain`` over
+padded, channels-last buffers, and a ``Flatten`` of its output into a ``Linear`` permutes the
+``Linear``'s columns (zero ones for the chain's garbage rows) instead of the activation. Anything
+else returns ``None`` from ``plan`` and runs through ``vmap``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lrsearch.population._conv import ConvReLU
-from lrsearch.population._conv import Workspace
+from lrsearch.population._chain import ConvChain
+from lrsearch.population._chain import Workspace
+from lrsearch.population._chain import out_length
 
 
 _ELEMENTWISE = (torch.nn.ReLU, torch.nn.GELU, torch.nn.Tanh, torch.nn.Sigmoid, torch.nn.SiLU, torch.nn.LeakyReLU,
@@ -60,6 +61,40 @@ def _flattens_channels_last(layers: list[tuple[str, torch.nn.Module]], i: int) -
             and isinstance(layers[i + 1][1], torch.nn.Linear))
 
 
+class _Linear(torch.autograd.Function):
+    """``y = x @ w^T + bias`` for ``x [K, N, in]``, ``w [K, out, in]``; the input's gradient goes into a
+    reused buffer (a fresh one would fault in megabytes each step)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, ws: Workspace,
+                key: Any) -> torch.Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.ws, ctx.key, ctx.has_bias = ws, key, bias is not None
+        return torch.bmm(x, w.transpose(1, 2)) if bias is None else torch.baddbmm(bias[:, None, :], x, w.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        x, w = ctx.saved_tensors
+        gx = None
+        if ctx.needs_input_grad[0]:  # only read by the layer before, which runs before the next step
+            gx = torch.bmm(grad, w, out=ctx.ws.get((ctx.key, "gx", x.shape[1]), tuple(x.shape), grad))
+        gw = torch.bmm(grad.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
+        gb = grad.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb, None, None
+
+
+def _chain_end(layers: list[tuple[str, torch.nn.Module]], i: int) -> tuple[list[tuple[int, int, int, bool]], int]:
+    """The run of ``Conv1d`` (each with the ``ReLU`` right after it fused in) starting at layer ``i``:
+    each convolution's ``(kernel, stride, padding, relu)`` and the index after the run."""
+    convs = []
+    while i < len(layers) and isinstance(layers[i][1], torch.nn.Conv1d):
+        m = layers[i][1]
+        relu = i + 1 < len(layers) and type(layers[i + 1][1]) is torch.nn.ReLU
+        convs.append((m.kernel_size[0], m.stride[0], m.padding[0], relu))
+        i += 2 if relu else 1
+    return convs, i
+
+
 def forward(layers: list[tuple[str, torch.nn.Module]], params: dict[str, torch.Tensor], x: torch.Tensor,
             k: int, shared: bool, ws: Workspace | None = None) -> torch.Tensor:
     """Every member's output: ``x`` is ``[B, ...]`` (``shared``) or ``[K, B, ...]``; ``[K, B, ...]`` out.
@@ -68,35 +103,36 @@ def forward(layers: list[tuple[str, torch.nn.Module]], params: dict[str, torch.T
     if shared:
         x = x.expand(k, *x.shape)
     last = False  # whether x is a conv activation in channels-last layout [K, B, L, C]
-    permuted = None  # (L, C) of a flattened channels-last activation: the Linear's columns permute
-    skip = -1
+    permuted = None  # (rows, C, L) of a flattened conv output: the Linear's columns permute (and pad)
+    resume = 0
     for i, (name, m) in enumerate(layers):
-        if i == skip:
+        if i < resume:
             continue
         prefix = f"{name}." if name else ""
         if isinstance(m, torch.nn.Conv1d):
+            convs, resume = _chain_end(layers, i)
+            names = [f"{n}." if n else "" for n, mod in layers[i:resume] if isinstance(mod, torch.nn.Conv1d)]
             x = x if last else x.transpose(2, 3)
-            w, ks = params[prefix + "weight"], m.kernel_size[0]
-            weight = w.permute(0, 3, 2, 1).reshape(k, ks * w.shape[2], w.shape[1])
-            relu = i + 1 < len(layers) and type(layers[i + 1][1]) is torch.nn.ReLU
-            skip = i + 1 if relu else -1
-            x = ConvReLU.apply(x, weight, params.get(prefix + "bias"), (ks, m.stride[0], m.padding[0]), relu, ws, i)
-            last = True
+            out = out_length(convs, x.shape[2])
+            x = ConvChain.apply(x, convs, ws, i, *[t for n in names for t in (params[n + "weight"],
+                                                                                params.get(n + "bias"))])
+            if resume < len(layers) and _flattens_channels_last(layers, resume):
+                x, permuted, last = x.flatten(2), (x.shape[2], x.shape[3], out), False
+                resume += 1  # the Flatten is done
+            else:
+                x, last = x[:, :, :out], True
         elif isinstance(m, _ELEMENTWISE):
             x = m(x)
-        elif last and _flattens_channels_last(layers, i):
-            x, last, permuted = x.flatten(2), False, (x.shape[2], x.shape[3])
         else:
             if last:
                 x, last = x.transpose(2, 3), False
             if isinstance(m, torch.nn.Linear):
                 w, bias = params[prefix + "weight"], params.get(prefix + "bias")
-                if permuted is not None:  # the module flattens (c, l); x is flat in (l, c) order
-                    length, c = permuted
-                    w, permuted = w.unflatten(2, (c, length)).transpose(2, 3).flatten(2), None
-                flat = x.reshape(k, -1, x.shape[-1])
-                y = torch.bmm(flat, w.transpose(1, 2)) if bias is None else torch.baddbmm(
-                    bias[:, None, :], flat, w.transpose(1, 2))
+                if permuted is not None:  # the module flattens (c, l); x is flat in (l, c) order, with
+                    rows, c, length = permuted  # garbage rows after the real ones: zero weights there
+                    w = w.unflatten(2, (c, length)).transpose(2, 3)
+                    w, permuted = F.pad(w, (0, 0, 0, rows - length)).flatten(2), None
+                y = _Linear.apply(x.reshape(k, -1, x.shape[-1]), w, bias, ws, i)
                 x = y.view(*x.shape[:-1], w.shape[1])
             elif isinstance(m, torch.nn.Flatten):
                 x = torch.flatten(x, m.start_dim + 1 if m.start_dim >= 0 else m.start_dim,

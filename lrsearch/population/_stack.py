@@ -23,7 +23,7 @@ from torch.func import functional_call
 from torch.func import vmap
 
 from lrsearch.population import _batched
-from lrsearch.population._conv import Workspace
+from lrsearch.population._chain import Workspace
 
 
 #: The most members trained at once when the size is chosen automatically.

@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lrsearch.population import _conv
-from lrsearch.population._conv import ConvReLU
-from lrsearch.population._conv import Workspace
+from lrsearch.population import _chain
+from lrsearch.population._chain import ConvChain
+from lrsearch.population._chain import Workspace
+from lrsearch.population._chain import out_length
 from lrsearch.population._stack import Stack
 
 
@@ -17,52 +18,90 @@ GEOMETRIES = [(12, 1, 4, 3, 1, 1), (40, 16, 32, 5, 2, 2), (20, 3, 5, 3, 2, 1), (
               (7, 2, 3, 5, 1, 3), (5, 3, 2, 5, 2, 2), (6, 1, 2, 2, 4, 1), (3, 2, 2, 3, 1, 0)]
 
 
-def _reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, stride: int, pad: int,
-               relu: bool) -> torch.Tensor:
-    """Each member through ``F.conv1d`` (channels first), back to ``[K, B, L, O]``."""
-    outs = [F.conv1d(x[i].transpose(1, 2), w[i], None if b is None else b[i], stride=stride, padding=pad)
-            for i in range(x.shape[0])]
-    y = torch.stack(outs).transpose(2, 3)
-    return y.relu() if relu else y
+def _reference(x: torch.Tensor, params: list[torch.Tensor | None], convs: list[tuple[int, int, int, bool]]
+               ) -> torch.Tensor:
+    """Each member through ``F.conv1d`` layer by layer (channels first), back to ``[K, B, L, O]``."""
+    outs = []
+    for i in range(x.shape[0]):
+        h = x[i].transpose(1, 2)
+        for (_, stride, pad, relu), w, b in zip(convs, params[0::2], params[1::2]):
+            h = F.conv1d(h, w[i], None if b is None else b[i], stride=stride, padding=pad)
+            h = h.relu() if relu else h
+        outs.append(h)
+    return torch.stack(outs).transpose(2, 3)
+
+
+def _chain_case(geometry: tuple[int, ...], relu: bool, bias: bool, want_x: bool, seed: int = 0):  # noqa: ANN202
+    """The geometry's layer, then a (3, stride 2, padding 1) layer, and a (2, 1, 0) one if it fits."""
+    length, c, o, ks, stride, pad = geometry
+    gen = torch.Generator().manual_seed(length * 31 + ks + seed)
+    convs = [(ks, stride, pad, relu), (3, 2, 1, not relu), (2, 1, 0, True)]
+    if out_length(convs, length) < 1:
+        convs = convs[:2]
+    channels = [c, o, 4, 3]
+    k = 5
+    params: list[torch.Tensor | None] = []
+    for i, (kernel, *_rest) in enumerate(convs):
+        params.append(torch.randn(k, channels[i + 1], channels[i], kernel, generator=gen, dtype=torch.float64,
+                                  requires_grad=True))
+        has_bias = bias or i > 0
+        params.append(torch.randn(k, channels[i + 1], generator=gen, dtype=torch.float64, requires_grad=True)
+                      if has_bias else None)
+    x = torch.randn(k, 6, length, c, generator=gen, dtype=torch.float64, requires_grad=want_x)
+    return x, params, convs
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize(("bias", "relu"), [(True, True), (False, False), (True, False)])
+@pytest.mark.parametrize("want_x", [False, True])
 @pytest.mark.parametrize("chunk_bytes", [1, 1 << 40])
-def test_conv_layer_equals_conv1d(geometry, bias, relu, chunk_bytes, monkeypatch) -> None:  # noqa: ANN001
-    length, c, o, ks, stride, pad = geometry
-    monkeypatch.setattr(_conv, "CHUNK_BYTES", chunk_bytes)  # 1: one member per chunk
-    gen = torch.Generator().manual_seed(length * 31 + ks)
-    k, b = 5, 6
-    x = torch.randn(k, b, length, c, generator=gen, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(k, o, c, ks, generator=gen, dtype=torch.float64, requires_grad=True)
-    bb = torch.randn(k, o, generator=gen, dtype=torch.float64, requires_grad=True) if bias else None
+def test_chain_equals_conv1d(geometry, bias, relu, want_x, chunk_bytes, monkeypatch) -> None:  # noqa: ANN001
+    """Outputs and every gradient equal ``F.conv1d``'s in float64: the first layer as im2col (data in,
+    no gradient) or as shifted products (a gradient wanted), one member per chunk or all in one."""
+    monkeypatch.setattr(_chain, "CHUNK_BYTES", chunk_bytes)  # 1: one member per chunk
+    x, params, convs = _chain_case(geometry, relu, bias, want_x)
+    gen = torch.Generator().manual_seed(9)
     ws = Workspace()
-    for batch in (b, 2, b):  # buffers are reused, replaced for another shape, replaced back
+    for batch in (6, 2, 6):  # buffers are reused, others made for another batch size, reused again
         xs = x[:, :batch]
-        weight = w.permute(0, 3, 2, 1).reshape(k, ks * c, o)
-        y = ConvReLU.apply(xs, weight, bb, (ks, stride, pad), relu, ws, "layer")
-        ref = _reference(xs, w, bb, stride, pad, relu)
+        out = out_length(convs, xs.shape[2])
+        y = ConvChain.apply(xs, convs, ws, "chain", *params)[:, :, :out]
+        ref = _reference(xs, params, convs)
         assert y.shape == ref.shape
         torch.testing.assert_close(y, ref)
         g = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
-        inputs = (x, w) + ((bb,) if bias else ())
-        got = torch.autograd.grad(y, inputs, g)
-        want = torch.autograd.grad(ref, inputs, g)
+        inputs = [t for t in (x, *params) if t is not None and t.requires_grad]
+        for got, want in zip(torch.autograd.grad(y, inputs, g), torch.autograd.grad(ref, inputs, g)):
+            torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_an_overflowed_member_leaves_the_others_gradients_alone(bad) -> None:  # noqa: ANN001
+    """Forward reads run past a member's rows into the next member's; a member full of NaN or inf
+    must still not reach its neighbours' outputs or gradients (it would, through 0 * inf)."""
+    x, params, convs = _chain_case((40, 16, 32, 5, 2, 2), True, True, False, seed=1)
+    with torch.no_grad():
+        x[2] = bad  # member 2 sits between members 1 and 3
+    y = ConvChain.apply(x, convs, Workspace(), "chain", *params)[:, :, :out_length(convs, 40)]
+    ref = _reference(x, params, convs)
+    g = torch.randn(ref.shape, dtype=torch.float64)
+    got = torch.autograd.grad(y, params, g)
+    want = torch.autograd.grad(ref, params, g)
+    for member in (0, 1, 3, 4):
+        torch.testing.assert_close(y[member], ref[member])
         for a, e in zip(got, want):
-            torch.testing.assert_close(a, e)
+            assert torch.isfinite(a[member]).all()
+            torch.testing.assert_close(a[member], e[member])
 
 
 def test_outputs_live_in_the_workspace() -> None:
     """A second call writes into the first call's memory (nothing is allocated per step) and is right."""
     ws = Workspace()
-    x = torch.randn(2, 3, 8, 2)
-    weight = torch.randn(2, 3 * 2, 4)
-    first = ConvReLU.apply(x, weight, None, (3, 1, 1), False, ws, 0)
-    second = ConvReLU.apply(x * 2, weight, None, (3, 1, 1), False, ws, 0)
+    x, params, convs = _chain_case((8, 2, 4, 3, 1, 1), False, False, False)
+    first = ConvChain.apply(x.detach(), convs, ws, 0, *params)
+    second = ConvChain.apply(x.detach() * 2, convs, ws, 0, *params)
     assert first.data_ptr() == second.data_ptr()
-    torch.testing.assert_close(second, _reference(x * 2, weight.view(2, 3, 2, 4).permute(0, 3, 2, 1), None, 1, 1,
-                                                  False))
+    torch.testing.assert_close(second[:, :, :out_length(convs, 8)], _reference(x.detach() * 2, params, convs))
 
 
 def _models() -> list[torch.nn.Module]:

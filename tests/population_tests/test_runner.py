@@ -8,7 +8,7 @@ import torch
 import lrsearch
 from lrsearch import Schedule
 from lrsearch.population import PopulationWarning
-from lrsearch.population import _conv
+from lrsearch.population import _chain
 from lrsearch.population import population_plan
 from lrsearch.population import train_population
 from lrsearch.population._stack import MAX_POPULATION
@@ -41,8 +41,8 @@ class _Wrapped(torch.nn.Module):
 @pytest.mark.parametrize(("model_fn", "optimizer_fn", "clip", "chunked"), [
     (mlp, None, None, False), (cnn, _sgd, 1.0, False), (cnn, None, None, True), (_Wrapped, None, None, False)])
 def test_each_member_matches_train(model_fn, optimizer_fn, clip, chunked, monkeypatch) -> None:  # noqa: ANN001
-    if chunked:  # one member per convolution chunk, windows recomputed in the backward
-        monkeypatch.setattr(_conv, "CHUNK_BYTES", 1)
+    if chunked:  # one member per convolution chunk
+        monkeypatch.setattr(_chain, "CHUNK_BYTES", 1)
     extra = {} if optimizer_fn is None else {"optimizer_fn": optimizer_fn}
     task = make_task(model_fn, clip_grad_norm=clip, **extra)
     seeds, totals = [0, 1, 2, 3], [15, 10, 15, 7]  # own seeds (weights, data order) and own lengths
