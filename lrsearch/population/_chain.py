@@ -80,10 +80,11 @@ class _Layer:
         return buf.as_strided((n, rows, cols), (member, step, 1), buf.storage_offset() + a * member + first * buf.shape[1])
 
     def tap_weights(self, w: torch.Tensor) -> list[torch.Tensor]:
-        """``w [K, O, C, ks]`` as one ``[K, columns, O]`` matrix per folded row of the window."""
-        taps = w.permute(0, 3, 2, 1)  # [K, ks, C, O]: window rows, then channels, as the buffer
-        return [taps[:, t * self.s:(t + 1) * self.s].reshape(w.shape[0], -1, self.o).contiguous()
-                for t in range(self.taps)]
+        """``w [K, O, C, ks]`` as ``[K, ks * C, O]`` in the buffer's order (window rows, then channels),
+        then one ``[K, columns, O]`` view per folded row of the window."""
+        full = w.permute(0, 3, 2, 1).reshape(w.shape[0], -1, self.o)
+        width = self.s * self.c
+        return [full] + [full[:, t * width:(t + 1) * width] for t in range(self.taps)]
 
 
 def out_length(convs: list[tuple[int, int, int, bool]], length: int) -> int:
@@ -137,7 +138,8 @@ class ConvChain(torch.autograd.Function):
         y = ws.get((key, "y"), (k, b * last.f, last.o), x)
         cols = ws.get((key, "cols"), (k, b * first.f, first.ks * first.c), x) if im2col else None
         taps = [m.tap_weights(w) for m, w in zip(layers, weights)]
-        full = weights[0].permute(0, 3, 2, 1).reshape(k, -1, first.o) if im2col else None
+        full = taps[0][0]  # the first layer's, for its im2col windows
+        taps = [t[1:] for t in taps]
         for a, z in _chunks(layers, k, b, x):
             n = z - a
             data = first.view(bufs[0], a, n, b, 0, b * first.per, first.c, first.c)
@@ -156,10 +158,7 @@ class ConvChain(torch.autograd.Function):
                     for t, w in enumerate(taps[i]):
                         part = m.view(bufs[i], a, n, b, t * m.s, b * m.f, w.shape[1], m.s * m.c)
                         torch.bmm(part, w[a:z], out=dst) if t == 0 else dst.baddbmm_(part, w[a:z])
-                if biases[i] is not None:  # in place: cheaper than baddbmm's copy of the bias
-                    dst.add_(biases[i][a:z, None, :])
-                if m.relu:
-                    dst.relu_()
+                _bias_relu(dst, None if biases[i] is None else biases[i][a:z, None, :], m.relu)
                 if m is not last:
                     _zero_pads(bufs[i + 1], layers[i + 1], a, n, b)
         ctx.state = (layers, bufs, y, cols, taps, ws, key, b)
@@ -217,6 +216,17 @@ class ConvChain(torch.autograd.Function):
             full = torch.cat([p.view(k, -1, m.c, m.o) for p in parts], 1)  # [K, ks, C, O]
             grads += [full.permute(0, 3, 2, 1).contiguous(), g_bias]
         return (grad_x, None, None, None, *grads)
+
+
+def _bias_relu(dst: torch.Tensor, bias: torch.Tensor | None, relu: bool) -> None:
+    """``dst = relu?(dst + bias)`` in place (cheaper than baddbmm's copy of the bias into the output)."""
+    if bias is not None and relu and dst.device.type == "cpu":
+        torch.ops.aten._add_relu_(dst, bias)  # one pass instead of two; a CPU kernel only
+        return
+    if bias is not None:
+        dst.add_(bias)
+    if relu:
+        dst.relu_()
 
 
 def _input_grad(g: torch.Tensor, taps: list[torch.Tensor], a: int, z: int, m: _Layer, b: int,
