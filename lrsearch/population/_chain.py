@@ -39,6 +39,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 
 CHUNK_BYTES = 3 << 20  # a chunk's padded inputs on a CPU, per thread (2-6 MB measured alike)
@@ -178,6 +179,7 @@ class ConvChain(torch.autograd.Function):
         gs = [ws.get((key, i, "g"), (k, m.taps - 1 + b * m.f, m.o), y, zero=True) for i, m in enumerate(layers)]
         gxs = [ws.get((key, i, "gx"), (k, b * m.per, m.c), y) if i or want_x else None
                for i, m in enumerate(layers)]
+        wide = [[_full_width(w, m) for w in ts] if gx is not None else None for m, ts, gx in zip(layers, taps, gxs)]
         for a, z in _chunks(layers, k, b, y):
             n = z - a
             for i in reversed(range(len(layers))):
@@ -206,7 +208,7 @@ class ConvChain(torch.autograd.Function):
                     part = m.view(bufs[i], a, n, b, t * m.s, own, w.shape[1], m.s * m.c)
                     torch.bmm(part.transpose(1, 2), g[:, :own], out=gw[i][t][a:z])
                 if gxs[i] is not None:
-                    _input_grad(gs[i][a:z], taps[i], a, z, m, b, gxs[i][a:z].view(n, b * m.f, m.s * m.c))
+                    _input_grad(gs[i][a:z], wide[i], a, z, m, b, gxs[i][a:z].view(n, b * m.f, m.s * m.c))
         grad_x = None
         if want_x:
             first = layers[0]
@@ -229,20 +231,22 @@ def _bias_relu(dst: torch.Tensor, bias: torch.Tensor | None, relu: bool) -> None
         dst.relu_()
 
 
+def _full_width(w: torch.Tensor, m: _Layer) -> torch.Tensor:
+    """A tap narrower than a folded row (the window's end, or a stride longer than the kernel) with
+    zero rows added: a few wasted products cost less than torch's per-member path for an output
+    that is not one contiguous block."""
+    return F.pad(w, (0, 0, 0, m.s * m.c - w.shape[1])) if w.shape[1] < m.s * m.c else w
+
+
 def _input_grad(g: torch.Tensor, taps: list[torch.Tensor], a: int, z: int, m: _Layer, b: int,
                 out: torch.Tensor) -> None:
     """``out [n, b * f, stride * C]`` (the padded input's gradient, folded) ``= sum_t g[q - t] @ taps[t]^T``,
-    ``g`` having ``taps - 1`` zero rows in front."""
+    ``g`` having ``taps - 1`` zero rows in front, ``taps`` all a folded row wide (``_full_width``)."""
     rows, lead = b * m.f, m.taps - 1
     for t, w in enumerate(taps):
         w = w[a:z].transpose(1, 2)
         src = g[:, lead - t:lead - t + rows]
-        if w.shape[2] == out.shape[2]:
-            torch.bmm(src, w, out=out) if t == 0 else out.baddbmm_(src, w)
-        else:  # a window's last folded row, or a stride longer than the kernel: not every column
-            if t == 0:
-                out.zero_()
-            out[:, :, :w.shape[2]].baddbmm_(src, w)
+        torch.bmm(src, w, out=out) if t == 0 else out.baddbmm_(src, w)
 
 
 def _chunks(layers: list[_Layer], k: int, b: int, like: torch.Tensor) -> list[tuple[int, int]]:
