@@ -70,7 +70,8 @@ class _Linear(torch.autograd.Function):
                 key: Any) -> torch.Tensor:
         ctx.save_for_backward(x, w)
         ctx.ws, ctx.key, ctx.has_bias = ws, key, bias is not None
-        return torch.bmm(x, w.transpose(1, 2)) if bias is None else torch.baddbmm(bias[:, None, :], x, w.transpose(1, 2))
+        wt = w.transpose(1, 2)
+        return torch.bmm(x, wt) if bias is None else torch.baddbmm(bias[:, None, :], x, wt)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
@@ -83,16 +84,19 @@ class _Linear(torch.autograd.Function):
         return gx, gw, gb, None, None
 
 
-def _chain_end(layers: list[tuple[str, torch.nn.Module]], i: int) -> tuple[list[tuple[int, int, int, bool]], int]:
+def _chain_end(layers: list[tuple[str, torch.nn.Module]], i: int
+               ) -> tuple[list[tuple[int, int, int, bool]], list[str], int]:
     """The run of ``Conv1d`` (each with the ``ReLU`` right after it fused in) starting at layer ``i``:
-    each convolution's ``(kernel, stride, padding, relu)`` and the index after the run."""
-    convs = []
+    each convolution's ``(kernel, stride, padding, relu)``, its parameter prefix, and the index after
+    the run."""
+    convs, prefixes = [], []
     while i < len(layers) and isinstance(layers[i][1], torch.nn.Conv1d):
-        m = layers[i][1]
+        name, m = layers[i]
         relu = i + 1 < len(layers) and type(layers[i + 1][1]) is torch.nn.ReLU
         convs.append((m.kernel_size[0], m.stride[0], m.padding[0], relu))
+        prefixes.append(f"{name}." if name else "")
         i += 2 if relu else 1
-    return convs, i
+    return convs, prefixes, i
 
 
 def forward(layers: list[tuple[str, torch.nn.Module]], params: dict[str, torch.Tensor], x: torch.Tensor,
@@ -110,12 +114,11 @@ def forward(layers: list[tuple[str, torch.nn.Module]], params: dict[str, torch.T
             continue
         prefix = f"{name}." if name else ""
         if isinstance(m, torch.nn.Conv1d):
-            convs, resume = _chain_end(layers, i)
-            names = [f"{n}." if n else "" for n, mod in layers[i:resume] if isinstance(mod, torch.nn.Conv1d)]
+            convs, prefixes, resume = _chain_end(layers, i)
             x = x if last else x.transpose(2, 3)
             out = out_length(convs, x.shape[2])
-            x = ConvChain.apply(x, convs, ws, i, *[t for n in names for t in (params[n + "weight"],
-                                                                                params.get(n + "bias"))])
+            x = ConvChain.apply(x, convs, ws, i, *[t for p in prefixes for t in (params[p + "weight"],
+                                                                                   params.get(p + "bias"))])
             if resume < len(layers) and _flattens_channels_last(layers, resume):
                 x, permuted, last = x.flatten(2), (x.shape[2], x.shape[3], out), False
                 resume += 1  # the Flatten is done

@@ -51,7 +51,8 @@ class Workspace:
     def __init__(self) -> None:
         self.buffers: dict[tuple[Any, ...], torch.Tensor] = {}
 
-    def get(self, key: tuple[Any, ...], shape: tuple[int, ...], like: torch.Tensor, zero: bool = False) -> torch.Tensor:
+    def get(self, key: tuple[Any, ...], shape: tuple[int, ...], like: torch.Tensor,
+            zero: bool = False) -> torch.Tensor:
         buf = self.buffers.get(key)
         if buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device:
             buf = (torch.zeros if zero else torch.empty)(shape, dtype=like.dtype, device=like.device)
@@ -65,11 +66,13 @@ class _Layer:
     def __init__(self, conv: tuple[int, int, int, bool], c: int, o: int, length: int) -> None:
         self.ks, self.s, self.p, self.relu = conv
         self.c, self.o, self.length = c, o, length
-        self.out = (length + 2 * self.p - self.ks) // self.s + 1
+        self.out = out_length([conv], length)
         if self.out < 1:
-            raise ValueError(f"Conv1d: kernel {self.ks} is longer than the padded input ({length} + 2 * {self.p})")
+            raise ValueError(f"Conv1d: kernel {self.ks} is longer than the padded input "
+                             f"({length} + 2 * {self.p})")
         self.taps = -(-self.ks // self.s)
-        self.least = max(self.out + self.taps - 1, -(-(self.p + length) // self.s))  # rows per sample, at least
+        # rows per sample, at least: every valid window inside its sample, and the data
+        self.least = max(self.out + self.taps - 1, -(-(self.p + length) // self.s))
         self.f = 0  # output rows per sample, set by the chain
         self.per = 0  # padded input rows per sample: stride * f
 
@@ -78,14 +81,18 @@ class _Layer:
         """Members ``a .. a+n-1`` of ``buf`` (``[rows, C]``, members' padded inputs one after the
         other): ``rows`` rows of ``cols`` values ``step`` values apart, from each member's ``first``."""
         member = b * self.per * buf.shape[1]
-        return buf.as_strided((n, rows, cols), (member, step, 1), buf.storage_offset() + a * member + first * buf.shape[1])
+        start = buf.storage_offset() + a * member + first * buf.shape[1]
+        return buf.as_strided((n, rows, cols), (member, step, 1), start)
 
-    def tap_weights(self, w: torch.Tensor) -> list[torch.Tensor]:
-        """``w [K, O, C, ks]`` as ``[K, ks * C, O]`` in the buffer's order (window rows, then channels),
-        then one ``[K, columns, O]`` view per folded row of the window."""
-        full = w.permute(0, 3, 2, 1).reshape(w.shape[0], -1, self.o)
+    def tap_weights(self, full: torch.Tensor) -> list[torch.Tensor]:
+        """One ``[K, columns, O]`` view of ``full`` (``_ordered``) per folded row of the window."""
         width = self.s * self.c
-        return [full] + [full[:, t * width:(t + 1) * width] for t in range(self.taps)]
+        return [full[:, t * width:(t + 1) * width] for t in range(self.taps)]
+
+
+def _ordered(w: torch.Tensor) -> torch.Tensor:
+    """``w [K, O, C, ks]`` as ``[K, ks * C, O]`` in a padded buffer's order: window rows, then channels."""
+    return w.permute(0, 3, 2, 1).reshape(w.shape[0], -1, w.shape[1])
 
 
 def out_length(convs: list[tuple[int, int, int, bool]], length: int) -> int:
@@ -95,7 +102,8 @@ def out_length(convs: list[tuple[int, int, int, bool]], length: int) -> int:
     return length
 
 
-def chain_layers(convs: list[tuple[int, int, int, bool]], shapes: list[tuple[int, int]], length: int) -> list[_Layer]:
+def chain_layers(convs: list[tuple[int, int, int, bool]], shapes: list[tuple[int, int]],
+                 length: int) -> list[_Layer]:
     """The chain's layers for inputs of ``length`` rows, ``shapes`` being each ``(C, O)``: rows per
     sample ``f`` chosen so that each layer's output rows are the next one's padded rows."""
     layers = []
@@ -138,9 +146,9 @@ class ConvChain(torch.autograd.Function):
                 for i, m in enumerate(layers)]
         y = ws.get((key, "y"), (k, b * last.f, last.o), x)
         cols = ws.get((key, "cols"), (k, b * first.f, first.ks * first.c), x) if im2col else None
-        taps = [m.tap_weights(w) for m, w in zip(layers, weights)]
-        full = taps[0][0]  # the first layer's, for its im2col windows
-        taps = [t[1:] for t in taps]
+        ordered = [_ordered(w) for w in weights]
+        full = ordered[0]  # the first layer's, for its im2col windows
+        taps = [m.tap_weights(o) for m, o in zip(layers, ordered)]
         for a, z in _chunks(layers, k, b, x):
             n = z - a
             data = first.view(bufs[0], a, n, b, 0, b * first.per, first.c, first.c)
@@ -150,7 +158,8 @@ class ConvChain(torch.autograd.Function):
                     dst = y[a:z]
                 else:
                     nxt = layers[i + 1]
-                    dst = nxt.view(bufs[i + 1], a, n, b, nxt.p, b * m.f, m.o, m.o)  # contiguous: spills onward
+                    # one contiguous block; the last sample's garbage spills onward
+                    dst = nxt.view(bufs[i + 1], a, n, b, nxt.p, b * m.f, m.o, m.o)
                 if cols is not None and i == 0:
                     win = cols[a:z]
                     win.copy_(m.view(bufs[0], a, n, b, 0, b * m.f, m.ks * m.c, m.s * m.c))
@@ -176,10 +185,12 @@ class ConvChain(torch.autograd.Function):
             gw[0] = [y.new_empty(k, cols.shape[2], layers[0].o)]
         gb = [y.new_empty(k, m.o) if need else None for m, need in zip(layers, ctx.needs_input_grad[5::2])]
         # each layer's output gradient after its ReLU, behind taps - 1 zero rows (the gX products read there)
-        gs = [ws.get((key, i, "g"), (k, m.taps - 1 + b * m.f, m.o), y, zero=True) for i, m in enumerate(layers)]
+        gs = [ws.get((key, i, "g"), (k, m.taps - 1 + b * m.f, m.o), y, zero=True)
+              for i, m in enumerate(layers)]
         gxs = [ws.get((key, i, "gx"), (k, b * m.per, m.c), y) if i or want_x else None
                for i, m in enumerate(layers)]
-        wide = [[_full_width(w, m) for w in ts] if gx is not None else None for m, ts, gx in zip(layers, taps, gxs)]
+        wide = [[_full_width(w, m) for w in ts] if gx is not None else None
+                for m, ts, gx in zip(layers, taps, gxs)]
         for a, z in _chunks(layers, k, b, y):
             n = z - a
             for i in reversed(range(len(layers))):
@@ -215,7 +226,7 @@ class ConvChain(torch.autograd.Function):
             grad_x = gxs[0].view(k, b, first.per, first.c)[:, :, first.p:first.p + first.length].clone()
         grads = []
         for m, parts, g_bias in zip(layers, gw, gb):
-            full = torch.cat([p.view(k, -1, m.c, m.o) for p in parts], 1)  # [K, ks, C, O]
+            full = torch.cat(parts, 1).view(k, m.ks, m.c, m.o)  # the weight's gradient in _ordered's order
             grads += [full.permute(0, 3, 2, 1).contiguous(), g_bias]
         return (grad_x, None, None, None, *grads)
 

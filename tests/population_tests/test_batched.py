@@ -31,7 +31,8 @@ def _reference(x: torch.Tensor, params: list[torch.Tensor | None], convs: list[t
     return torch.stack(outs).transpose(2, 3)
 
 
-def _chain_case(geometry: tuple[int, ...], relu: bool, bias: bool, want_x: bool, seed: int = 0):  # noqa: ANN202
+def _chain_case(geometry: tuple[int, ...], relu: bool, bias: bool, want_x: bool,  # noqa: ANN202
+                seed: int = 0):
     """The geometry's layer, then a (3, stride 2, padding 1) layer, and a (2, 1, 0) one if it fits."""
     length, c, o, ks, stride, pad = geometry
     gen = torch.Generator().manual_seed(length * 31 + ks + seed)
