@@ -5,9 +5,8 @@ Whole runs of ``lrsearch.train_population`` (the ``bench_search`` task, SGD, 9 e
 part (Python, autograd, dispatch, per step; setup) plus K times a member's part, so the two sizes
 give both. A member's arithmetic is the multiply-adds of its convolutions and linears: forward,
 input (but the first layer's) and weight gradients of each training step, and forwards of its
-evaluations. Beside it,
-the rate ``torch.bmm`` reaches on the largest layer's matrix shape with contiguous, cache-hot
-operands: a practical ceiling for these matrix sizes on this machine.
+evaluations. Beside it, the rate ``torch.bmm`` reaches on the largest layer's matrix shape with
+contiguous, cache-hot operands: a practical ceiling for these matrix sizes on this machine.
 
     python studies/bench_population_step.py                      # the CNN, K = 16
     python studies/bench_population_step.py --task mnist1d-mlp --k 32
@@ -41,7 +40,8 @@ def layers(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[int, int, int]
         if isinstance(module, torch.nn.Linear):
             shapes.append((out.numel() // out.shape[-1], module.in_features, module.out_features))
         else:  # Conv1d: [B, O, L] out
-            shapes.append((out.shape[0] * out.shape[2], module.in_channels * module.kernel_size[0], out.shape[1]))
+            inner = module.in_channels * module.kernel_size[0]
+            shapes.append((out.shape[0] * out.shape[2], inner, out.shape[1]))
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d))]
@@ -71,6 +71,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
+    if args.k < 2 or args.rounds < 1:
+        parser.error(f"--k must be >= 2 and --rounds >= 1 but got --k {args.k} --rounds {args.rounds}")
     epochs, opt, _ = b.SETUP[args.task]
     task, data = b.make_task(args.task, epochs, opt, "cpu")
     task.threads = THREADS
@@ -94,11 +96,13 @@ def main() -> None:
     forward = sum(math.prod(shape) for shape in shapes) / task.batch_size  # multiply-adds per sample
     first = math.prod(shapes[0]) / task.batch_size  # the first layer's input gradient is not needed
     flops = 2 * ((3 * forward - first) * steps * task.batch_size + forward * epochs * len(data.x_val))
-    print(f"{args.task}, {THREADS} threads, {steps} steps of {task.batch_size} + {epochs} evaluations: a run of 1 "
-          f"member {t1:.2f} s, of {args.k} {tk:.2f} s (medians of {args.rounds} alternating rounds)")
+    ceiling = matmul_rate(max(shapes, key=math.prod), args.k)
+    print(f"{args.task}, {THREADS} threads, {steps} steps of {task.batch_size} + {epochs} evaluations: "
+          f"a run of 1 member {t1:.2f} s, of {args.k} {tk:.2f} s "
+          f"(medians of {args.rounds} alternating rounds)")
     print(f"  fixed {fixed * 1e3 / steps:.2f} ms per step; a member {member * 1e3 / steps:.2f} ms per step, "
           f"{flops / member / 1e9:.0f} GFLOP/s of its products "
-          f"(torch.bmm on the largest layer's shape, contiguous and hot: {matmul_rate(max(shapes, key=math.prod), args.k):.0f} GFLOP/s)")
+          f"(torch.bmm on the largest layer's shape, contiguous and hot: {ceiling:.0f} GFLOP/s)")
 
 
 if __name__ == "__main__":
