@@ -14,7 +14,7 @@ from typing import Any
 from lrsearch import lossmodel
 from lrsearch import schedules
 from lrsearch._plateau import PlateauMonitor
-from lrsearch._range_result import RangeTestResult
+from lrsearch.rangetest._result import RangeTestResult
 from lrsearch._version import __version__
 from lrsearch.lossmodel import LossModel
 from lrsearch.lossmodel import Prediction
@@ -23,9 +23,9 @@ from lrsearch.schedules import families
 
 
 if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
-    from lrsearch._data import TensorBatches
-    from lrsearch._train import Task
-    from lrsearch._train import train
+    from lrsearch.training._data import TensorBatches
+    from lrsearch.training._loop import Task
+    from lrsearch.training._loop import train
     from lrsearch.population import PopulationWarning
     from lrsearch.population import train_population
     from lrsearch.optim import OptimizerSpec
@@ -41,17 +41,17 @@ if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
     from lrsearch.search import report
     from lrsearch.search import suggest_optimizer
     from lrsearch.search import suggest_schedule
-    from lrsearch._range_test import RangeTestWarning
-    from lrsearch._range_test import lr_find
-    from lrsearch._torch_scheduler import ScheduleLR
+    from lrsearch.rangetest._lr_find import RangeTestWarning
+    from lrsearch.rangetest._lr_find import lr_find
+    from lrsearch.training._scheduler import ScheduleLR
 
 _LAZY = {
-    "ScheduleLR": "lrsearch._torch_scheduler",
-    "TensorBatches": "lrsearch._data",
-    "RangeTestWarning": "lrsearch._range_test",
-    "lr_find": "lrsearch._range_test",
-    "Task": "lrsearch._train",
-    "train": "lrsearch._train",
+    "ScheduleLR": "lrsearch.training._scheduler",
+    "TensorBatches": "lrsearch.training._data",
+    "RangeTestWarning": "lrsearch.rangetest._lr_find",
+    "lr_find": "lrsearch.rangetest._lr_find",
+    "Task": "lrsearch.training._loop",
+    "train": "lrsearch.training._loop",
     "PopulationWarning": "lrsearch.population",
     "train_population": "lrsearch.population",
     "ForecastPruner": "lrsearch.search",

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from lrsearch import Schedule
 from lrsearch import Task
 from lrsearch import train
-from lrsearch._averaging import Averager
-from lrsearch._data import eval_mean
+from lrsearch.training._averaging import Averager
+from lrsearch.training._data import eval_mean
 
 
 def _tail(**kw):

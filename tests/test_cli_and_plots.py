@@ -9,8 +9,8 @@ import pytest
 
 from lrsearch import Schedule
 from lrsearch.cli import main
-from lrsearch.plots import plot_family_gallery
-from lrsearch.plots import plot_schedules
+from lrsearch.reports._plots import plot_family_gallery
+from lrsearch.reports._plots import plot_schedules
 from lrsearch.schedules import families
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from lrsearch import RangeTestResult
 from lrsearch import Schedule
-from lrsearch.plots import plot_history
-from lrsearch.plots import plot_range_test
-from lrsearch.plots import plot_schedules
+from lrsearch.reports._plots import plot_history
+from lrsearch.reports._plots import plot_range_test
+from lrsearch.reports._plots import plot_schedules
 
 
 matplotlib.use("Agg")

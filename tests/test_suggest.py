@@ -9,19 +9,19 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from lrsearch import RangeTestResult
-from lrsearch._range_result import NOISY_SNR
-from lrsearch._range_result import RANGE_ABOVE
-from lrsearch._range_result import RANGE_BELOW
-from lrsearch._suggest import centred
-from lrsearch._suggest import ema
-from lrsearch._suggest import fastai_reference
-from lrsearch._suggest import midpoint
-from lrsearch._suggest import minimum
-from lrsearch._suggest import slide
-from lrsearch._suggest import steep
-from lrsearch._suggest import steepest
-from lrsearch._suggest import torch_lr_finder_reference
-from lrsearch._suggest import valley
+from lrsearch.rangetest._result import NOISY_SNR
+from lrsearch.rangetest._result import RANGE_ABOVE
+from lrsearch.rangetest._result import RANGE_BELOW
+from lrsearch.rangetest._suggest import centred
+from lrsearch.rangetest._suggest import ema
+from lrsearch.rangetest._suggest import fastai_reference
+from lrsearch.rangetest._suggest import midpoint
+from lrsearch.rangetest._suggest import minimum
+from lrsearch.rangetest._suggest import slide
+from lrsearch.rangetest._suggest import steep
+from lrsearch.rangetest._suggest import steepest
+from lrsearch.rangetest._suggest import torch_lr_finder_reference
+from lrsearch.rangetest._suggest import valley
 
 
 def fastai_valley_literal(lrs, losses):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import lrsearch
-from lrsearch import _threads
+from lrsearch.training import _threads
 
 
 @pytest.fixture

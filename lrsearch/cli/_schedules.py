@@ -81,7 +81,7 @@ def _cmd_families(args: argparse.Namespace) -> int:
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
-    from lrsearch.plots import plot_schedules
+    from lrsearch.reports._plots import plot_schedules
 
     schedule = _schedule_from_args(args)
     print(json.dumps(schedule.to_dict(), indent=2, ensure_ascii=False))
@@ -94,7 +94,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def _cmd_gallery(args: argparse.Namespace) -> int:
-    from lrsearch.plots import plot_family_gallery
+    from lrsearch.reports._plots import plot_family_gallery
 
     print(f"lrsearch {__version__}: {len(families())} schedule families\n")
     print(_families_table())

@@ -15,7 +15,7 @@ trains ``lrsearch.run_length`` of it: the schedule is built for that many steps 
 stops the trainer there (with ``trainer.should_stop``, which also runs a last validation).
 
 A schedule with an averaging ``tail`` (SWA or EMA): the callback keeps the averaged model
-(``lrsearch._averaging``) from the tail's start, swaps its weights into the module for every
+(``lrsearch.training._averaging``) from the tail's start, swaps its weights into the module for every
 validation after its first update (so the reported metric is the averaged model's; checkpoints
 written by ``ModelCheckpoint``, which runs after this callback, hold the live weights) and copies
 them into the module for good at the end of training, as Lightning's ``StochasticWeightAveraging``
@@ -34,8 +34,8 @@ from typing import Any
 import optuna
 import torch
 
-from lrsearch._data import to_device
-from lrsearch._data import unpack
+from lrsearch.training._data import to_device
+from lrsearch.training._data import unpack
 from lrsearch.integrations import averager_for
 from lrsearch.integrations import build_for_trial
 from lrsearch.integrations import require
@@ -209,7 +209,7 @@ def lr_find(module: Any, train_dataloaders: Iterable[Any], **kwargs: Any) -> Any
         >>> result = lr_find(MyModule(), train_loader, verbose=False)
         >>> result.search_range()
     """
-    from lrsearch._range_test import lr_find as _lr_find
+    from lrsearch.rangetest._lr_find import lr_find as _lr_find
 
     if not isinstance(module, _pl.LightningModule):
         raise ValueError(f"module must be a lightning.pytorch.LightningModule but got {type(module).__name__}.")

@@ -17,7 +17,7 @@ own): every one of ``get_scheduler``'s types except ``reduce_lr_on_plateau`` is 
 whose multipliers the callback replaces by the ``ScheduleLR`` of the trial's schedule.
 
 A schedule with an averaging ``tail`` (SWA or EMA): the callback keeps the averaged model
-(``lrsearch._averaging``) from the tail's start, copies its weights into the model when the
+(``lrsearch.training._averaging``) from the tail's start, copies its weights into the model when the
 trainer is about to evaluate (``control.should_evaluate`` at a step's or an epoch's end) and puts the
 live ones back when the evaluation is over (``on_evaluate``, before any checkpoint is written), so
 reported metrics are the averaged model's and checkpoints hold the live weights (one eval dataset).
@@ -34,7 +34,7 @@ from typing import Any
 import optuna
 import torch
 
-from lrsearch._data import to_device
+from lrsearch.training._data import to_device
 from lrsearch.integrations import averager_for
 from lrsearch.integrations import build_for_trial
 from lrsearch.integrations import require

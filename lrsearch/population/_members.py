@@ -17,12 +17,12 @@ from typing import Any
 import torch
 
 from lrsearch._checks import check_int
-from lrsearch._train import Task
-from lrsearch._train import TrainResult
-from lrsearch._train import _tensor_pair
-from lrsearch._train import eval_steps
-from lrsearch._train import new_run
-from lrsearch._train import train
+from lrsearch.training._loop import Task
+from lrsearch.training._loop import TrainResult
+from lrsearch.training._loop import _tensor_pair
+from lrsearch.training._loop import eval_steps
+from lrsearch.training._loop import new_run
+from lrsearch.training._loop import train
 from lrsearch.schedules import Schedule
 
 

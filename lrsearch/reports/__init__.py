@@ -1,5 +1,5 @@
-"""Reports of a study: the figures and notes optuna-dashboard shows (plotly and matplotlib are
-imported only when a figure is built)."""
+"""Reports of a study: plots (matplotlib), the figures and notes optuna-dashboard shows, and the
+dashboard's artifacts (plotly and matplotlib are imported only when a figure is built)."""
 
 from lrsearch.reports._figures import best_per_family
 from lrsearch.reports._figures import top_schedules
@@ -7,6 +7,11 @@ from lrsearch.reports._figures import trial_curve
 from lrsearch.reports._figures import value_against_lr
 from lrsearch.reports._notes import stop_reason
 from lrsearch.reports._notes import trial_note
+from lrsearch.reports._plots import plot_family_gallery
+from lrsearch.reports._plots import plot_history
+from lrsearch.reports._plots import plot_range_test
+from lrsearch.reports._plots import plot_schedules
 
 
-__all__ = ["best_per_family", "stop_reason", "top_schedules", "trial_curve", "trial_note", "value_against_lr"]
+__all__ = ["best_per_family", "plot_family_gallery", "plot_history", "plot_range_test", "plot_schedules",
+           "stop_reason", "top_schedules", "trial_curve", "trial_note", "value_against_lr"]

@@ -26,28 +26,28 @@ import optuna
 
 from lrsearch._checks import check_choice
 from lrsearch._checks import check_int
-from lrsearch._range_result import RangeTestResult
-from lrsearch._train import Task
-from lrsearch._train import train
-from lrsearch.search._dashboard import name_metric
-from lrsearch.search._dashboard import record_range_test
+from lrsearch.rangetest._result import RangeTestResult
+from lrsearch.training._loop import Task
+from lrsearch.training._loop import train
+from lrsearch.reports._dashboard import name_metric
+from lrsearch.reports._dashboard import record_range_test
 from lrsearch.search._fidelity import DEFAULT_BUDGET
 from lrsearch.search._fidelity import FULL_ONLY
 from lrsearch.search._fidelity import SEED_SHARE
 from lrsearch.search._fidelity import Budget
 from lrsearch.search._fidelity import Rungs
 from lrsearch.search._fidelity import run_length
-from lrsearch.search._forecast import ForecastPruner
+from lrsearch.search.pruners._forecast import ForecastPruner
 from lrsearch.search._population import check_population
 from lrsearch.search._population import optimize_population
-from lrsearch.search._pruning import report
+from lrsearch.search.pruners._plateau import report
 from lrsearch.search._result import SearchResult
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import _current
 from lrsearch.search._space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule
 from lrsearch.search._optim_space import check_groups_cover
-from lrsearch.search._liveness import owner
+from lrsearch.search.storage._liveness import owner
 from lrsearch.search._recovery import recover
 from lrsearch.search._seeds import SEED_ORDER
 from lrsearch.search._seeds import duplicate_of
@@ -55,10 +55,10 @@ from lrsearch.search._seeds import enqueue_seeds
 from lrsearch.search._seeds import seeded
 from lrsearch.search._session import Interrupt
 from lrsearch.search._session import Progress
-from lrsearch.search._storage import HEARTBEAT_INTERVAL
-from lrsearch.search._storage import is_sqlite
-from lrsearch.search._storage import resolve_storage
-from lrsearch.search._storage import single_process
+from lrsearch.search.storage._defaults import HEARTBEAT_INTERVAL
+from lrsearch.search.storage._defaults import is_sqlite
+from lrsearch.search.storage._defaults import resolve_storage
+from lrsearch.search.storage._defaults import single_process
 
 
 def default_sampler(seed: int) -> optuna.samplers.BaseSampler:
@@ -269,7 +269,7 @@ def _run(objective, task, storage, study_name, direction, space, seed_from, seed
             _current.reset(token)
         full = trial.user_attrs.get("full_steps")
         if artifacts is not None and full is not None and trial.user_attrs.get("run_steps") == full:
-            from lrsearch.search._dashboard import upload_trial_curve
+            from lrsearch.reports._dashboard import upload_trial_curve
 
             upload_trial_curve(trial, artifacts)  # while the trial still runs: finished ones take none
         return value
@@ -291,7 +291,7 @@ def _run(objective, task, storage, study_name, direction, space, seed_from, seed
             interrupt.hit = True
     result = SearchResult(study, space, interrupted=interrupt.hit)
     if artifacts is not None and not interrupt.hit:
-        from lrsearch.search._dashboard import publish_study
+        from lrsearch.reports._dashboard import publish_study
 
         publish_study(result, artifacts)
     return result

@@ -23,14 +23,14 @@ from typing import Any
 import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread
 
-from lrsearch._train import Task
+from lrsearch.training._loop import Task
 from lrsearch.population import population_plan
 from lrsearch.population._runner import check_population as check_population_size
 from lrsearch.population import train_population
 from lrsearch.search._fidelity import Budget
 from lrsearch.search._fidelity import run_length
-from lrsearch.search._liveness import owner
-from lrsearch.search._pruning import report
+from lrsearch.search.storage._liveness import owner
+from lrsearch.search.pruners._plateau import report
 from lrsearch.search._seeds import duplicate_of
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import _current
@@ -88,7 +88,7 @@ class _Round:
             trial.set_user_attr("device", result.device)
             full = trial.user_attrs.get("full_steps")
             if self.artifacts is not None and full is not None and trial.user_attrs.get("run_steps") == full:
-                from lrsearch.search._dashboard import upload_trial_curve
+                from lrsearch.reports._dashboard import upload_trial_curve
 
                 upload_trial_curve(trial, self.artifacts)
             self.tell(trial, result.final)

@@ -62,7 +62,7 @@ def _state(storage: str, study: str) -> tuple[dict[int, tuple], str]:
     """The finished trials, and what the study was doing: ``starting``, ``seeding`` or ``trials``."""
     from lrsearch.search._seeds import ran
     from lrsearch.search._seeds import seed_key
-    from lrsearch.search._storage import resolve_storage
+    from lrsearch.search.storage._defaults import resolve_storage
 
     try:
         s = optuna.load_study(study_name=study, storage=resolve_storage(storage, study, heartbeat_interval=None))
@@ -82,7 +82,7 @@ def _wait(ready, limit: float = 20.0) -> None:  # noqa: ANN001
 
 
 def _runs_a_trial(storage: str, study: str, pid: int) -> bool:
-    from lrsearch.search._storage import resolve_storage
+    from lrsearch.search.storage._defaults import resolve_storage
 
     try:
         s = optuna.load_study(study_name=study, storage=resolve_storage(storage, study, heartbeat_interval=None))
@@ -94,7 +94,7 @@ def _runs_a_trial(storage: str, study: str, pid: int) -> bool:
 def campaign(storage: str, study: str, kills: int, rng: random.Random, per_study: int = 3) -> dict:
     """``kills`` SIGKILLs of workers on ``storage``, ``per_study`` on each of several studies, each study
     then finished by one more run; the counts (module docstring)."""
-    from lrsearch.search import _liveness
+    from lrsearch.search.storage import _liveness
     from lrsearch.search._seeds import ran
     from lrsearch.search._seeds import seed_key
 

@@ -15,7 +15,7 @@ import optuna
 import pytest
 
 import lrsearch
-from lrsearch.search._storage import resolve_storage
+from lrsearch.search.storage._defaults import resolve_storage
 from tests.procs import finish
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import lrsearch
 from lrsearch.schedules import families
-from lrsearch.search._storage import resolve_storage
+from lrsearch.search.storage._defaults import resolve_storage
 
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -152,7 +152,7 @@ def test_random_study_names_never_write_outside_the_working_folder(name: str, tm
 @FUZZ
 @given(name=st.text(max_size=40))
 def test_random_study_names_give_plain_file_stems(name: str) -> None:
-    from lrsearch.search._storage import file_stem
+    from lrsearch.search.storage._defaults import file_stem
 
     stem = file_stem(name)
     assert stem == file_stem(name) and "/" not in stem and "\\" not in stem and "\x00" not in stem
@@ -166,7 +166,7 @@ def test_random_study_names_give_plain_file_stems(name: str) -> None:
 def test_random_passwords_are_never_shown(password: str, form: str, as_bytes: bool) -> None:
     from urllib.parse import quote
 
-    from lrsearch.search._storage import masked
+    from lrsearch.search.storage._defaults import masked
 
     url = {"raw": f"postgresql://u:{password}@127.0.0.1:1/db",
            "quoted": f"postgresql://u:{quote(password, safe='')}@127.0.0.1:1/db",

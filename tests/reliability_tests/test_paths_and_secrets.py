@@ -11,9 +11,9 @@ import pytest
 
 import lrsearch
 from lrsearch.cli import main
-from lrsearch.search._storage import file_stem
-from lrsearch.search._storage import masked
-from lrsearch.search._storage import resolve_storage
+from lrsearch.search.storage._defaults import file_stem
+from lrsearch.search.storage._defaults import masked
+from lrsearch.search.storage._defaults import resolve_storage
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -114,7 +114,7 @@ def test_storage_from_the_environment(tmp_path, monkeypatch) -> None:
 
 
 def test_postgresql_without_a_driver_uses_the_one_installed() -> None:
-    from lrsearch.search._storage import _driver
+    from lrsearch.search.storage._defaults import _driver
 
     assert _driver("postgresql://u:p@h/db", "postgresql") == "postgresql+psycopg2://u:p@h/db"
     assert _driver("postgresql+pg8000://u@h/db", "postgresql") == "postgresql+pg8000://u@h/db"

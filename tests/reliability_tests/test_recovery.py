@@ -15,11 +15,11 @@ import pytest
 from optuna.trial import TrialState
 
 import lrsearch
-from lrsearch.search import _liveness
+from lrsearch.search.storage import _liveness
 from lrsearch.search._recovery import recover
 from lrsearch.search._seeds import seed_key
-from lrsearch.search._storage import resolve_storage
-from lrsearch.search._storage import single_process
+from lrsearch.search.storage._defaults import resolve_storage
+from lrsearch.search.storage._defaults import single_process
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

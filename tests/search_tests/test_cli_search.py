@@ -100,7 +100,7 @@ def test_demo_prepares_and_workers_join_a_journal_file(tmp_path, monkeypatch, ca
     assert [c for c, _ in codes] == [0, 0], [e for _, e in codes]
     import optuna
 
-    from lrsearch.search._storage import resolve_storage
+    from lrsearch.search.storage._defaults import resolve_storage
 
     study = optuna.load_study(study_name="shared", storage=resolve_storage("studies/shared.log", "shared"))
     seeds = study.user_attrs["seeds_enqueued"]

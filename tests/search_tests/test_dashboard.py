@@ -15,13 +15,13 @@ import optuna
 import pytest
 
 import lrsearch
-from lrsearch.search._dashboard import FIGURES
-from lrsearch.search._dashboard import artifact_dir_for
-from lrsearch.search._dashboard import dashboard_artifact_store
-from lrsearch.search._dashboard import metric_name
-from lrsearch.search._dashboard import name_metric
-from lrsearch.search._dashboard import publish_study
-from lrsearch.search._dashboard import record_range_test
+from lrsearch.reports._dashboard import FIGURES
+from lrsearch.reports._dashboard import artifact_dir_for
+from lrsearch.reports._dashboard import dashboard_artifact_store
+from lrsearch.reports._dashboard import metric_name
+from lrsearch.reports._dashboard import name_metric
+from lrsearch.reports._dashboard import publish_study
+from lrsearch.reports._dashboard import record_range_test
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

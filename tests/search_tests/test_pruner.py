@@ -10,7 +10,7 @@ import pytest
 import lrsearch
 from lrsearch import PlateauPruner
 from lrsearch import Schedule
-from lrsearch.search._pruning import protected
+from lrsearch.search.pruners._plateau import protected
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

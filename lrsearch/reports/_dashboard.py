@@ -30,7 +30,7 @@ from optuna.artifacts import get_all_artifact_meta
 from optuna.artifacts import upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 
-from lrsearch._range_result import RangeTestResult
+from lrsearch.rangetest._result import RangeTestResult
 
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def study_artifact_dir(study: optuna.Study, folder: str) -> str:
 
 def _recorded_dirs(storage: Any) -> list[str]:
     if isinstance(storage, str):
-        from lrsearch.search._storage import resolve_storage
+        from lrsearch.search.storage._defaults import resolve_storage
 
         storage = resolve_storage(storage, "lrsearch", heartbeat_interval=None)
     dirs = []

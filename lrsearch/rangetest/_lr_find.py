@@ -27,13 +27,13 @@ from tqdm.auto import tqdm
 from lrsearch._checks import check_choice
 from lrsearch._checks import check_float
 from lrsearch._checks import check_int
-from lrsearch._data import cycle
-from lrsearch._data import eval_mean
-from lrsearch._data import to_device
-from lrsearch._data import unpack
-from lrsearch._range_result import RangeTestResult
-from lrsearch._snapshot import Snapshot
-from lrsearch._torch_scheduler import scales_of
+from lrsearch.training._data import cycle
+from lrsearch.training._data import eval_mean
+from lrsearch.training._data import to_device
+from lrsearch.training._data import unpack
+from lrsearch.rangetest._result import RangeTestResult
+from lrsearch.rangetest._snapshot import Snapshot
+from lrsearch.training._scheduler import scales_of
 
 
 class RangeTestWarning(UserWarning):

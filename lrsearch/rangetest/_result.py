@@ -12,15 +12,15 @@ from typing import Any
 import numpy as np
 
 from lrsearch._checks import check_choice
-from lrsearch._suggest import SUGGESTERS
-from lrsearch._suggest import before_spike
-from lrsearch._suggest import centred
-from lrsearch._suggest import ema
-from lrsearch._suggest import fastai_reference
-from lrsearch._suggest import midpoint
-from lrsearch._suggest import prepare
-from lrsearch._suggest import signal_to_noise
-from lrsearch._suggest import torch_lr_finder_reference
+from lrsearch.rangetest._suggest import SUGGESTERS
+from lrsearch.rangetest._suggest import before_spike
+from lrsearch.rangetest._suggest import centred
+from lrsearch.rangetest._suggest import ema
+from lrsearch.rangetest._suggest import fastai_reference
+from lrsearch.rangetest._suggest import midpoint
+from lrsearch.rangetest._suggest import prepare
+from lrsearch.rangetest._suggest import signal_to_noise
+from lrsearch.rangetest._suggest import torch_lr_finder_reference
 
 
 if TYPE_CHECKING:
@@ -260,7 +260,7 @@ class RangeTestResult:
 
     def plot(self, ax: Axes | None = None, *, suggestions: bool = True, show_range: bool = True) -> Figure:
         """Loss against LR (log axis) with the suggestions and the search range marked."""
-        from lrsearch.plots import plot_range_test
+        from lrsearch.reports._plots import plot_range_test
 
         return plot_range_test(self, ax=ax, suggestions=suggestions, show_range=show_range)
 

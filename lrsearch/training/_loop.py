@@ -21,17 +21,17 @@ from typing import Any
 
 import torch
 
-from lrsearch._averaging import Averager
+from lrsearch.training._averaging import Averager
 from lrsearch._checks import check_choice
 from lrsearch._checks import check_float
 from lrsearch._checks import check_int
-from lrsearch._data import TensorBatches
-from lrsearch._data import eval_mean
-from lrsearch._data import to_device
-from lrsearch._threads import training_threads
+from lrsearch.training._data import TensorBatches
+from lrsearch.training._data import eval_mean
+from lrsearch.training._data import to_device
+from lrsearch.training._threads import training_threads
 from lrsearch.optim import OptimizerSpec
 from lrsearch.optim._groups import check_groups
-from lrsearch._data import unpack
+from lrsearch.training._data import unpack
 from lrsearch.schedules import Schedule
 
 
@@ -67,7 +67,7 @@ class Task:
         groups: Named layer groups, ``{name: fnmatch pattern(s) over parameter names}`` (see
             ``lrsearch.optim.param_groups``), for an ``OptimizerSpec``'s per-group LR ratios (a
             searched ``group_ratio.<name>``); unused by ``optimizer_fn``.
-        threads: CPU threads for training; ``None`` follows the rule in ``lrsearch._threads``
+        threads: CPU threads for training; ``None`` follows the rule in ``lrsearch.training._threads``
             (``$LRSEARCH_THREADS``, else ``$OMP_NUM_THREADS``, else half the cores, 1 to 4), ``0``
             leaves torch's setting alone. Only CPU runs are affected.
     """
@@ -175,7 +175,7 @@ def train(
     built over ``task.groups`` instead of ``task.optimizer_fn``.
 
     A schedule with a ``tail`` (SWA or EMA) keeps an averaged model from the tail's start
-    (``lrsearch._averaging``); evaluations after its first update, and ``TrainResult.model``, use
+    (``lrsearch.training._averaging``); evaluations after its first update, and ``TrainResult.model``, use
     the averaged weights. An SWA of a model with BatchNorm recomputes its statistics over the
     training batches (in order) before each such evaluation.
     """

@@ -33,7 +33,7 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-from lrsearch.search._journal import open_journal
+from lrsearch.search.storage._journal import open_journal
 
 
 HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats

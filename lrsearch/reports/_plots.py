@@ -1,0 +1,232 @@
+"""Plots (matplotlib, imported only here and only when a plot is asked for).
+
+Every function takes ``ax=None`` and returns the ``Figure``; none calls ``plt.show()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+
+from lrsearch._checks import check_int
+from lrsearch.schedules import Schedule
+
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from lrsearch.rangetest._result import RangeTestResult
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float] = (7.0, 4.0)) -> tuple[Figure, Axes]:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover - matplotlib is a dependency, but say what to do
+        raise ImportError("plotting needs matplotlib: pip install matplotlib") from None
+    if ax is not None:
+        return ax.figure, ax  # type: ignore[return-value]
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _named(schedules: Schedule | Iterable[Schedule] | Mapping[str, Schedule]) -> list[tuple[str, Schedule]]:
+    if isinstance(schedules, Schedule):
+        return [(schedules.describe(), schedules)]
+    if isinstance(schedules, Mapping):
+        items = list(schedules.items())
+    else:
+        items = [(s.describe(), s) for s in schedules]
+    for label, s in items:
+        if not isinstance(s, Schedule):
+            raise ValueError(f"schedules must hold Schedule objects but {label!r} is {s!r}.")
+    return items
+
+
+def plot_schedules(
+    schedules: Schedule | Iterable[Schedule] | Mapping[str, Schedule],
+    total_steps: int = 1000,
+    *,
+    ax: Axes | None = None,
+    log_scale: bool = False,
+    relative: bool = False,
+    **line_kwargs: Any,
+) -> Figure:
+    """Draw the LR of one or more schedules over a run of ``total_steps`` optimizer steps.
+
+    Args:
+        schedules: A ``Schedule``, a list of them, or a ``{label: Schedule}`` dict.
+        total_steps: Length of the run to draw, >= 1.
+        ax: Axes to draw on; a new figure when ``None``.
+        log_scale: Logarithmic LR axis (useful for one-cycle and exponential decays).
+        relative: Draw ratios of each schedule's peak instead of absolute LRs.
+        line_kwargs: Passed to ``Axes.plot``.
+    """
+    total_steps = check_int("total_steps", total_steps, low=1)
+    items = _named(schedules)
+    if not items:
+        raise ValueError("schedules must not be empty.")
+    fig, ax = _new_axes(ax)
+    steps = np.arange(total_steps)
+    drawn: list[tuple[str, np.ndarray, int]] = []  # identical curves share one line: "label xN"
+    for label, s in items:
+        curve = s.curve(total_steps) / s.lr if relative else s.curve(total_steps)
+        same = next((i for i, (_, c, _) in enumerate(drawn) if np.allclose(c, curve, rtol=1e-9, atol=0)),
+                    None)
+        if same is None:
+            drawn.append((label, curve, 1))
+        else:
+            drawn[same] = (drawn[same][0], curve, drawn[same][2] + 1)
+    for label, curve, n in drawn:
+        ax.plot(steps, curve, label=f"{label} x{n}" if n > 1 else label, **line_kwargs)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("LR / peak" if relative else "learning rate")
+    if log_scale:
+        ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    if len(drawn) == 1:  # a title, not a legend as wide as a long description
+        ax.set_title(ax.get_lines()[-1].get_label(), fontsize="small", wrap=True)
+    elif len(drawn) <= 12:
+        _legend_outside(ax)
+    return fig
+
+
+def _legend_outside(ax: Axes) -> None:
+    """The legend right of the axes, where it covers no curve (constrained layout makes room)."""
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
+def plot_family_gallery(total_steps: int = 1000, *, lr: float = 1.0) -> Figure:
+    """One panel per registered family at its default parameters (warmup where it applies)."""
+    from lrsearch.schedules import families
+    from lrsearch.schedules import get_family
+
+    names = families()
+    cols = 4
+    rows = -(-len(names) // cols)
+    fig, _ = _new_axes(None, figsize=(4.0 * cols, 2.6 * rows))
+    fig.delaxes(fig.axes[0])
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        warmup = None if get_family(name).rises else {"frac": 0.05}
+        s = Schedule(name, lr=lr, warmup=warmup)
+        ax.plot(np.arange(total_steps), s.curve(total_steps) / lr)
+        ax.set_title(f"{name}: {get_family(name).summary}", fontsize="small", wrap=True)
+        ax.set_ylim(-0.05, 1.05)
+        ax.grid(True, alpha=0.3)
+    return fig
+
+
+_RULE_LABELS = {"minimum": "minimum/10 (fastai rule)"}  # the marker is at the LR of the minimum / 10
+
+
+def plot_range_test(
+    result: RangeTestResult,
+    *,
+    ax: Axes | None = None,
+    suggestions: bool = True,
+    show_range: bool = True,
+) -> Figure:
+    """Loss against LR (log axis): raw points, the smoothed curve, suggestions and search range."""
+    fig, ax = _new_axes(ax)
+    lrs = result.lrs
+    ax.plot(lrs, result.losses, ".", color="0.7", markersize=3, label="raw loss")
+    ax.plot(lrs, result.smoothed, color="C0", label="smoothed")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (peak multiplier)")
+    ax.set_ylabel(f"{result.config.get('mode', 'train')} loss")
+    finite = result.smoothed[np.isfinite(result.smoothed)]
+    if len(finite):
+        low, high = float(np.min(finite)), float(finite[0])
+        pad = 0.15 * max(high - low, abs(low) * 0.1, 1e-12)
+        ax.set_ylim(low - pad, max(high, float(np.max(finite[: max(1, len(finite) * 9 // 10)]))) + 3 * pad)
+    if show_range and len(lrs):
+        low, high = result.search_range()
+        ax.axvspan(low, high, color="C2", alpha=0.15, label=f"search range {low:.2g}..{high:.2g}")
+    if suggestions:
+        def mark(lr: float, style: str, color: str, label: str) -> None:
+            y = float(np.interp(np.log(lr), np.log(lrs), result.smoothed))
+            ax.plot([lr], [y], style, color=color, label=label)
+
+        lowest = result.min_loss_lr()
+        if lowest is not None:  # the true minimum, next to fastai's minimum/10 rule
+            mark(lowest, "v", "k", f"loss minimum {lowest:.2g}")
+        for i, (name, lr) in enumerate(result.suggestions().items()):
+            if lr is not None:
+                mark(lr, "o", f"C{i + 3}", f"{_RULE_LABELS.get(name, name)} {lr:.2g}")
+        cutoff = result.cutoff_lr()
+        if cutoff is not None:
+            ax.axvline(cutoff, color="0.4", linestyle=":", label=f"cutoff {cutoff:.2g} (loss > 1.5x its min)")
+    ax.grid(True, which="both", alpha=0.3)
+    _legend_outside(ax)
+    return fig
+
+
+def _family(trial: Any) -> str:
+    schedule = trial.user_attrs.get("schedule")
+    family = schedule.get("family") if isinstance(schedule, dict) else trial.params.get("family")
+    return str(family) if family is not None else "other"
+
+
+def _robust_limit(values: np.ndarray, maximize: bool) -> float | None:
+    """The edge beyond which values are outliers: the quartile away from the best, plus 1.5 times
+    its distance to the best (``None``: nothing to clip)."""
+    if len(values) < 4:
+        return None
+    best = float(np.max(values) if maximize else np.min(values))
+    quartile = float(np.quantile(values, 0.25 if maximize else 0.75))
+    edge = quartile + 1.5 * (quartile - best)
+    outside = values < edge if maximize else values > edge
+    return edge if edge != best and np.any(outside) else None
+
+
+def plot_history(study: Any, *, ax: Axes | None = None) -> Figure:
+    """Each trial's value by trial number, coloured by schedule family (o complete, x pruned),
+    with the best so far. Outliers (beyond the worse quartile plus 1.5x its distance to the best)
+    and non-finite values are drawn at the edge of the clipped y-range, counted in the legend."""
+    import optuna
+
+    fig, ax = _new_axes(ax)
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    trials = [t for t in study.get_trials(deepcopy=False, states=states) if t.value is not None]
+    values = np.asarray([t.value for t in trials], dtype=float)
+    edge = _robust_limit(values[np.isfinite(values)], maximize)
+    inside = np.isfinite(values) if edge is None else np.isfinite(values) & (
+        (values >= edge) if maximize else (values <= edge))
+    families = sorted({_family(t) for t in trials})
+    for c, family in enumerate(families):
+        for state, marker in zip(states, ("o", "x"), strict=True):
+            mine = [i for i, t in enumerate(trials)
+                    if inside[i] and t.state == state and _family(t) == family]
+            label = family if state == states[0] else f"{family} (pruned)"
+            if mine:  # no empty legend entry for a family with only pruned (or only complete) trials
+                ax.plot([trials[i].number for i in mine], values[mine], marker, linestyle="none", alpha=0.8,
+                        color=f"C{c % 10}", label=label)
+    best, xs, ys = None, [], []
+    for t in sorted((t for t in trials if t.state == states[0]), key=lambda t: t.number):
+        if np.isfinite(t.value):
+            best = t.value if best is None else (max(best, t.value) if maximize else min(best, t.value))
+            xs.append(t.number)
+            ys.append(best)
+    ax.step(xs, ys, where="post", color="k", alpha=0.6, label="best so far")
+    out = np.flatnonzero(~inside)
+    if len(out):
+        finite = values[inside]
+        low, high = (float(np.min(finite)), float(np.max(finite))) if len(finite) else (0.0, 1.0)
+        at = low if maximize else high
+        pad = 0.05 * max(high - low, 1e-12)
+        ax.set_ylim(low - (2 * pad if maximize else pad), high + (pad if maximize else 2 * pad))
+        side = "below" if maximize else "above"
+        ax.plot([trials[i].number for i in out], [at - pad if maximize else at + pad] * len(out),
+                "^" if not maximize else "v", color="0.3", linestyle="none",
+                label=f"{len(out)} {side} {at:.4g} (clipped)")
+    ax.set_xlabel("trial")
+    ax.set_ylabel((getattr(study, "metric_names", None) or ["objective value"])[0])
+    ax.grid(True, alpha=0.3)
+    _legend_outside(ax)
+    return fig

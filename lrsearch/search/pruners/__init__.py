@@ -1,0 +1,8 @@
+"""Pruners and the reporting hook, one module each (as ``optuna.pruners``); public as ``lrsearch.pruners``."""
+
+from lrsearch.search.pruners._forecast import ForecastPruner
+from lrsearch.search.pruners._plateau import PlateauPruner
+from lrsearch.search.pruners._plateau import report
+
+
+__all__ = ["ForecastPruner", "PlateauPruner", "report"]
