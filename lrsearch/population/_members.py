@@ -19,8 +19,8 @@ import torch
 from lrsearch._checks import check_int
 from lrsearch.training._loop import Task
 from lrsearch.training._loop import TrainResult
+from lrsearch.training._loop import _sized
 from lrsearch.training._loop import _tensor_pair
-from lrsearch.training._loop import eval_steps
 from lrsearch.training._loop import new_run
 from lrsearch.training._loop import train
 from lrsearch.schedules import Schedule
@@ -51,9 +51,9 @@ class Member:
     optimizer: Any = None
     scheduler: Any = None
 
-    def evals(self, epochs: int) -> list[int]:
+    def evals(self, task: Task) -> list[int]:
         """The optimizer steps after which this member evaluates (as ``train``)."""
-        return eval_steps(self.total, epochs)
+        return task.eval_steps(self.total)
 
     def build(self, task: Task, device: torch.device, *, schedule: bool = True) -> Member:
         self.model, self.optimizer = new_run(task, device, self.seed, self.schedule)
@@ -66,14 +66,16 @@ class Member:
 # (a feature added to the reference loop later) sends the population to the one-at-a-time fallback.
 # (``groups`` only shapes an ``OptimizerSpec``, and searched optimizers already train one at a time.)
 _SUPPORTED = {"model_fn", "train_data", "val_data", "loss_fn", "metric", "epochs", "optimizer_fn", "batch_size",
-              "direction", "device", "amp", "accumulation_steps", "clip_grad_norm", "threads", "groups"}
+              "direction", "device", "amp", "accumulation_steps", "clip_grad_norm", "threads", "groups", "steps",
+              "eval_every"}
 
 
 def task_reason(task: Task) -> str | None:
     """Why ``task`` cannot be trained as a population (before looking at its model), or ``None``."""
     if not _tensor_pair(task.train_data):
+        stream = " (a stream without a length)" if _sized(task.train_data) is None else ""
         return (f"train_data must be (inputs, targets) tensors to batch members' data orders, "
-                f"not {type(task.train_data).__name__}")
+                f"not {type(task.train_data).__name__}{stream}")
     if task.amp is not None:
         return f"amp={task.amp!r} is not batched"
     if task.accumulation_steps != 1:
@@ -153,7 +155,7 @@ def one_by_one(task: Task, members: list[Member], reason: str,
         except Exception as err:
             if not raised or err is not raised[0]:
                 raise
-            steps = member.evals(task.epochs)[len(values) - 1]
+            steps = member.evals(task)[len(values) - 1]
             result = MemberResult(values, steps, str(task.resolve_device()), None, error=err)
         results.append(result)
         if on_exit is not None:

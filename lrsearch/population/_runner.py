@@ -3,8 +3,8 @@
 Members step together: at every optimizer step each member draws its own batch (its own seed's
 permutation, as ``TensorBatches``), the stacked models run in one ``vmap``-ed forward and backward,
 and ``FlatOptimizer`` applies each member's LR (its schedule's peak times its ratio at that step,
-times its plateau reduction). A member evaluates at its own steps (``task.epochs`` evenly spaced
-over its own run length), its ``on_eval`` may raise to stop it, and a member that is done or
+times its plateau reduction). A member evaluates at its own steps (``task.eval_steps`` of its own
+run length), its ``on_eval`` may raise to stop it, and a member that is done or
 stopped leaves: its row is dropped from every stacked tensor, so it costs no more compute.
 
 On CUDA nothing per step waits for the host (the LR tables live on the device); evaluations read
@@ -84,7 +84,7 @@ class _Population:
         self.plateau = torch.ones(len(members), dtype=torch.float64, device=device)
         self.rows = list(range(len(members)))  # member index of each row still training
         self.values: list[list[float]] = [[] for _ in members]
-        self.evals = [m.evals(task.epochs) for m in members]
+        self.evals = [m.evals(task) for m in members]
         self.errors: list[Exception | None] = [None] * len(members)
         seeds = {m.seed for m in members}
         self.shared = len(seeds) == 1  # one data order for all: the batch is not copied K times

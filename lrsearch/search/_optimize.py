@@ -40,6 +40,7 @@ from lrsearch.search._fidelity import run_length
 from lrsearch.search.pruners._forecast import ForecastPruner
 from lrsearch.search._population import check_population
 from lrsearch.search._population import optimize_population
+from lrsearch.search._population import plan_evals
 from lrsearch.search.pruners._plateau import report
 from lrsearch.search._result import SearchResult
 from lrsearch.search._space import SearchSpace
@@ -70,13 +71,14 @@ def default_sampler(seed: int) -> optuna.samplers.BaseSampler:
 
 def task_objective(task: Task, seed: int = 0) -> Callable[[optuna.trial.Trial], float]:
     """The objective the reference path runs: sample a schedule (and an optimizer, when the space
-    searches them), train, report every epoch."""
+    searches them), train, report every evaluation (``Task.eval_steps`` of the trial's run length)."""
 
     def objective(trial: optuna.trial.Trial) -> float:
         schedule = suggest_schedule(trial)
         steps = run_length(trial, task.full_steps())
+        n_evals = plan_evals(trial, task, steps)
         result = train(task, schedule, seed=seed, total_steps=steps, optimizer=suggest_optimizer(trial),
-                       on_eval=lambda step, value: report(trial, value, step, n_evals=task.epochs))
+                       on_eval=lambda step, value: report(trial, value, step, n_evals=n_evals))
         trial.set_user_attr("device", result.device)
         return result.final
 

@@ -42,6 +42,15 @@ Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 _State = optuna.trial.TrialState
 
 
+def plan_evals(trial: optuna.trial.Trial, task: Task, steps: int) -> int:
+    """How many evaluations a ``steps``-long run of ``task`` makes (``Task.eval_steps``); a task that
+    evaluates every ``eval_every`` steps leaves that as the user attr ``eval_every``, so its curve
+    is read at those steps (``lrsearch.search._transfer.trial_curve``)."""
+    if task.eval_every is not None:
+        trial.set_user_attr("eval_every", task.eval_every)
+    return len(task.eval_steps(steps))
+
+
 def check_population(population: Any, task: Task | None, n_jobs: int) -> int | str | None:
     """``optimize``'s ``population``: ``None``, ``"auto"`` or an int >= 1, with a task, one job."""
     if check_population_size(population, none_ok=True) is None:
@@ -169,7 +178,8 @@ def _train_round(study: optuna.Study, task: Task, seed: int, population: int, rn
                  runs: list[Any]) -> None:
     if not runs:
         return
-    on_eval = [lambda i, v, t=trial: report(t, v, i, n_evals=task.epochs) for trial, *_ in runs]
+    on_eval = [lambda i, v, t=trial, n=plan_evals(trial, task, steps): report(t, v, i, n_evals=n)
+               for trial, _, steps, _ in runs]
     try:
         with contextlib.ExitStack() as beats:
             for trial, *_ in runs:

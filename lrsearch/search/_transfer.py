@@ -4,7 +4,8 @@ the schedule for a run of any length (``SearchResult.schedule_for``).
 
 A trial's curve is read from its user attrs (``schedule``, ``run_steps``, ``n_evals``) and its
 intermediate values: evaluation ``k`` of ``n_evals`` sits after ``round((k + 1) * run_steps /
-n_evals)`` optimizer steps, as ``lrsearch.train`` evaluates. A maximized metric is modelled negated.
+n_evals)`` optimizer steps, as ``lrsearch.train`` evaluates, or after ``min(run_steps, (k + 1) *
+eval_every)`` when the trial has the user attr ``eval_every`` (a ``Task`` with ``eval_every``). A maximized metric is modelled negated.
 """
 
 from __future__ import annotations
@@ -54,7 +55,11 @@ def trial_curve(trial: optuna.trial.FrozenTrial, sign: float = 1.0) -> Curve | N
         return None
     if not predictable(schedule):
         return None
-    steps = tuple(min(run, max(1, round((k + 1) * run / n))) for k, _ in items)
+    every = attrs.get("eval_every")
+    if isinstance(every, int) and every >= 1:
+        steps = tuple(min(run, (k + 1) * every) for k, _ in items)
+    else:
+        steps = tuple(min(run, max(1, round((k + 1) * run / n))) for k, _ in items)
     return Curve(schedule, run, steps, tuple(sign * v for _, v in items))
 
 

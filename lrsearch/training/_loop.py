@@ -2,7 +2,8 @@
 ``Schedule``. It knows nothing of Optuna: ``on_eval(step, value)`` is the only link out.
 
 Read top to bottom like minGPT's ``Trainer.run``: the schedule is stepped once per optimizer step;
-evaluation runs once per epoch and is the only place the host waits for the device (``float``).
+evaluation runs at the task's evaluation steps (``Task.eval_steps``: per epoch, or every
+``eval_every`` optimizer steps) and is the only place the host waits for the device (``float``).
 In-memory tensors are sliced on the device (``TensorBatches``), other loaders are moved batch by
 batch with ``non_blocking=True`` (pin their memory for truly asynchronous copies).
 """
@@ -13,6 +14,7 @@ import contextlib
 import math
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from lrsearch.training._averaging import Averager
 from lrsearch._checks import check_choice
 from lrsearch._checks import check_float
 from lrsearch._checks import check_int
+from lrsearch._checks import check_steps
 from lrsearch.training._data import TensorBatches
 from lrsearch.training._data import eval_mean
 from lrsearch.training._data import to_device
@@ -40,6 +43,14 @@ def _tensor_pair(data: Any) -> bool:
     return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
 
 
+def _sized(data: Any) -> int | None:
+    """``len(data)``, or ``None`` for a stream (a DataLoader over an ``IterableDataset``, a generator)."""
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
 def _adamw(params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=1e-3)
 
@@ -51,11 +62,18 @@ class Task:
     Args:
         model_fn: Builds a fresh model (called once per trial).
         train_data, val_data: ``(inputs, targets)`` tensors (batched on the device, no per-sample
-            DataLoader) or any re-iterable of batches.
+            DataLoader) or any re-iterable of batches. A ``train_data`` without a length (a
+            DataLoader over an ``IterableDataset``) is a stream: each run reads it once from its
+            start, for ``steps`` optimizer steps, and fails if it runs out first.
         loss_fn: ``loss_fn(model(inputs), targets)``, a scalar tensor.
         metric: ``metric(outputs, targets)`` averaged over the validation set (a batch mean);
             ``None`` means the validation loss.
-        epochs: Evaluations, one per epoch; the schedule spans them all.
+        epochs: Evaluations, one per epoch; the schedule spans them all. With ``steps``: the number
+            of evenly spaced evaluations (when ``eval_every`` is not set).
+        steps: The full run's length in optimizer steps, instead of ``epochs`` passes over the data
+            (required for a stream, which has no length to count passes by).
+        eval_every: Evaluate after every ``eval_every`` optimizer steps and after the last, whatever
+            the epochs: ``ceil(run_steps / eval_every)`` evaluations in a run.
         optimizer_fn: Builds the optimizer from the parameters; its default LR is replaced by the
             schedule's peak (param groups keep their ratios). Default: AdamW.
         batch_size: For tensor data.
@@ -87,6 +105,8 @@ class Task:
     clip_grad_norm: float | None = None
     threads: int | None = None
     groups: Mapping[str, str | Sequence[str]] | None = None
+    steps: int | None = None
+    eval_every: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("model_fn", "loss_fn", "optimizer_fn"):
@@ -107,6 +127,17 @@ class Task:
             self.groups = check_groups(self.groups)
         if self.direction == "maximize" and self.metric is None:
             raise ValueError("direction must be 'minimize' when metric is None (the validation loss).")
+        if self.steps is not None:
+            self.steps = check_steps("steps", self.steps, low=1)
+        if self.eval_every is not None:
+            self.eval_every = check_int("eval_every", self.eval_every, low=1)
+        if isinstance(self.train_data, Iterator):
+            raise ValueError("train_data must be re-iterable (every run starts from its first batch): a "
+                             f"DataLoader or a list, not a one-shot {type(self.train_data).__name__}.")
+        if self.steps is None and not _tensor_pair(self.train_data) and _sized(self.train_data) is None:
+            raise ValueError(f"steps must be given when train_data has no length (a stream such as a "
+                             f"DataLoader over an IterableDataset: {type(self.train_data).__name__}), "
+                             "to know the run's optimizer steps, but got None.")
 
     def resolve_device(self) -> torch.device:
         if self.device == "auto":
@@ -127,8 +158,16 @@ class Task:
         return max(1, math.ceil(n / self.accumulation_steps))
 
     def full_steps(self) -> int:
-        """Optimizer steps of a full-length run: ``epochs * steps_per_epoch()``."""
-        return self.epochs * self.steps_per_epoch()
+        """Optimizer steps of a full-length run: ``steps``, else ``epochs * steps_per_epoch()``."""
+        return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch()
+
+    def eval_steps(self, total: int | None = None) -> list[int]:
+        """The optimizer steps (from 1) after which a ``total``-step run (default: a full run)
+        evaluates: every ``eval_every`` steps and the last, else ``epochs`` of them evenly spaced."""
+        total = self.full_steps() if total is None else check_int("total", total, low=1)
+        if self.eval_every is None:
+            return eval_steps(total, self.epochs)
+        return [*range(self.eval_every, total, self.eval_every), total]
 
     def batches(self, data: Any, device: torch.device, *, shuffle: bool, seed: int) -> Any:
         if _tensor_pair(data):
@@ -138,7 +177,7 @@ class Task:
 
 @dataclass
 class TrainResult:
-    """What ``train`` did: the metric per epoch, optimizer steps, the device, the trained model
+    """What ``train`` did: the metric per evaluation, optimizer steps, the device, the trained model
     (with a schedule's averaging tail, the averaged model: its weights, BN statistics recomputed)."""
 
     values: list[float]
@@ -162,10 +201,12 @@ def train(
 ) -> TrainResult:
     """Train ``task`` from scratch under ``schedule``; call ``on_eval(index, value)`` per evaluation.
 
-    A full run is ``task.epochs`` passes with an evaluation after each. With ``total_steps`` the
-    run trains that many optimizer steps instead (a short run for a multi-fidelity search: the
-    schedule spans exactly those steps, its decay included) and still evaluates ``task.epochs``
-    times, evenly spaced, so runs of every length are judged at the same fractions.
+    A full run is ``task.full_steps()`` optimizer steps (``task.epochs`` passes, or ``task.steps``),
+    evaluated at ``task.eval_steps()``. With ``total_steps`` the run trains that many optimizer
+    steps instead (a short run for a multi-fidelity search: the schedule spans exactly those
+    steps, its decay included) and evaluates at ``task.eval_steps(total_steps)``: ``task.epochs``
+    times, evenly spaced, so runs of every length are judged at the same fractions, or every
+    ``task.eval_every`` steps.
 
     ``on_eval`` may raise (``optuna.TrialPruned``) to stop the run. A non-finite training loss
     is not checked per step (that would sync the host every step); it surfaces at evaluation.
@@ -210,9 +251,8 @@ def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callab
     train_batches = task.batches(task.train_data, device, shuffle=True, seed=seed)
     val_batches = task.batches(task.val_data, device, shuffle=False, seed=seed)
     acc = task.accumulation_steps
-    per_epoch = math.ceil(len(train_batches) / acc)
-    total = task.epochs * per_epoch if total_steps is None else check_int("total_steps", total_steps, low=1)
-    evals = eval_steps(total, task.epochs)
+    total = task.full_steps() if total_steps is None else check_int("total_steps", total_steps, low=1)
+    evals = task.eval_steps(total)
     scheduler = schedule.build(optimizer, total)
     averager = Averager.of(schedule, model, total, lambda: (  # inputs for update_bn, unshuffled
         to_device(unpack(b, None)[0], device) for b in task.batches(task.train_data, device, shuffle=False, seed=seed)))
@@ -226,7 +266,7 @@ def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callab
     steps = 0
     model.train()
     while steps < total:  # passes over the data until the run's optimizer steps are done
-        n = len(train_batches)
+        n, before = _sized(train_batches), steps
         for i, batch in enumerate(train_batches):
             inputs, target = unpack(batch, None)
             inputs, target = to_device(inputs, device), to_device(target, device)
@@ -234,7 +274,7 @@ def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callab
                 loss = task.loss_fn(model(inputs), target)
             loss = loss / acc if acc > 1 else loss
             (scaler.scale(loss) if scaler else loss).backward()
-            if (i + 1) % acc and i != n - 1:
+            if (i + 1) % acc and (n is None or i != n - 1):
                 continue  # accumulate: the optimizer steps on the last micro-batch of a group
             if task.clip_grad_norm is not None:
                 if scaler:
@@ -260,4 +300,7 @@ def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callab
                     on_eval(len(values) - 1, value)
             if steps == total:
                 break
+        if steps < total and (n is None or steps == before):  # a stream is read once; a pass must step
+            raise ValueError(f"train_data must yield batches for the run's {total} optimizer steps "
+                             f"(Task.steps, accumulation_steps={acc}) but ran out after {steps}.")
     return TrainResult(values, steps, str(device), model if averager is None else averager.model())
