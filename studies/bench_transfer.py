@@ -207,8 +207,9 @@ def search(name: str, seed: int, journal: Path) -> dict:
 
 
 def _choice(choice) -> dict:  # noqa: ANN001
-    return {"schedule": choice.schedule.to_dict(), "predicted": choice.predicted.value, "by": choice.by,
-            "std": choice.predicted.std, "lr_shift": choice.lr_shift}
+    law = choice.law_predicted or choice.predicted  # the law's own value, trusted or not: what is benchmarked
+    return {"schedule": choice.schedule.to_dict(), "predicted": law.value, "by": choice.by,
+            "std": law.std, "lr_shift": choice.lr_shift, "trusted": choice.trusted}
 
 
 def grid_schedules(name: str) -> list[lrsearch.Schedule]:

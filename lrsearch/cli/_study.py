@@ -52,14 +52,20 @@ def _write_transfer(result, out: Path, name: str, steps: int) -> None:  # noqa: 
     try:  # the rule needs one completed run; the law, four
         choice = result.choice_for(steps)
         path = result.export_best(out / f"{name}_schedule_for_{steps}.json", total_steps=steps)
-        print(f"schedule for {steps} steps: {choice.schedule.describe()} -> {path}\n   {choice.how}")
-        model = result.loss_model()
     except ValueError as err:
         print(f"   no schedule or law for {steps} steps: {err}")
         return
-    held = "none (one run length)" if model.holdout_error is None else f"{model.holdout_error:.1%}"
-    print(f"   predicted final {choice.predicted.value:.4g} +/- {choice.predicted.std:.2g} "
-          f"({model.describe()['law']} law on {model.n_curves} runs; its held-out error {held})")
+    print(f"schedule for {steps} steps: {choice.schedule.describe()} -> {path}\n   {choice.how}")
+    try:
+        model = result.loss_model()
+    except ValueError as err:
+        print(f"   predicted final: {choice.prediction} ({err})")
+        return
+    if not choice.trusted:  # no bare number: the prediction says why it is not one
+        print(f"   predicted final: {choice.prediction} ({model.describe()['law']} law on {model.n_curves} runs)")
+        return
+    print(f"   predicted final {choice.prediction} "
+          f"({model.describe()['law']} law on {model.n_curves} runs; its held-out error {model.holdout_error:.1%})")
 
 
 def _write_report(result, out: Path, name: str, k: int, target_steps: int | None = None) -> None:  # noqa: ANN001

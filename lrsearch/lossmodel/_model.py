@@ -5,12 +5,15 @@ Which law: both forms (``area``, ``multipower``; each with and without the over-
 fitted to the shorter runs and judged on predicting the longest runs' final values (a held-out
 extrapolation in run length, the model's own error estimate: ``holdout_error``); the best one is
 refitted on every run. With one run length there is nothing to judge by, and ``area`` without the
-over-fitting term (the fewest exponents) is used.
+over-fitting term (the fewest exponents) is used. A form whose held-out predictions are not finite
+scores an infinite error, never 0; a fit that is not finite is refused, and a schedule the law
+gives no finite value for gets no prediction (a ``ValueError``), never a NaN.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +135,9 @@ class LossModel:
             raise ValueError(f"curves must hold at least {MIN_RUNS} runs with a known LR curve and finite values "
                              f"but got {len(curves)}.")
         peaks = np.array([c.schedule.lr for c in curves])
+        if peaks.min() < sys.float_info.min:  # a subnormal LR: LR ratios (the law's inputs) overflow
+            raise ValueError(f"curves must have peak LRs >= {sys.float_info.min:.4g} (normal floats) "
+                             f"but got {float(peaks.min())!r}.")
         self.lr_ref = float(np.exp(np.mean(np.log(peaks))))
         self.lr_span = (float(peaks.min()), float(peaks.max()))
         self.steps_ref = float(max(c.total_steps for c in curves))
@@ -146,7 +152,8 @@ class LossModel:
             for law, flag in forms:
                 f = self._fit(law, flag, train)
                 errors = [abs(f.predict(r.eta, r.t[-1:])[0] - r.y[-1]) / abs(r.y[-1]) for r in test]
-                self.holdout[f"{law}{'+overfit' if flag else ''}"] = float(np.median(errors))
+                error = float(np.median(errors))  # a non-finite prediction is no match: inf, never 0
+                self.holdout[f"{law}{'+overfit' if flag else ''}"] = error if math.isfinite(error) else math.inf
             best = min(self.holdout, key=self.holdout.get)  # type: ignore[arg-type]
             self.holdout_error = self.holdout[best]
             chosen = (best.split("+")[0], best.endswith("+overfit"))
@@ -155,6 +162,10 @@ class LossModel:
         self.fit_ = self._fit(*chosen, runs)
         resid = [f - r.y[-1] for r in runs for f in self.fit_.predict(r.eta, r.t[-1:])]
         self._resid = float(np.sqrt(np.mean(np.square(resid))))
+        if not (math.isfinite(self._resid) and np.all(np.isfinite(self.fit_.coef))):
+            self.fit_ = None
+            raise ValueError(f"curves must give the law a finite fit but its {chosen[0]} form fitted on "
+                             f"{len(runs)} runs predicts non-finite values for them.")
         rng = np.random.default_rng(self.seed)
         self._boot = [refit(self.fit_, [runs[i] for i in rng.integers(0, len(runs), len(runs))])
                       for _ in range(_BOOTSTRAP)]
@@ -179,14 +190,23 @@ class LossModel:
     def predict_curve(self, schedule: Schedule, total_steps: int, steps: Sequence[int]) -> list[Prediction]:
         """Predictions after each of ``steps`` (steps done) of a ``total_steps`` run of ``schedule``."""
         fit = self._require()
-        eta = self._eta(schedule, total_steps)
+        with np.errstate(over="ignore"):  # an overflowing LR ratio is caught below as no prediction
+            eta = self._eta(schedule, total_steps)
         t = np.asarray([check_int("steps", s, low=1) for s in steps], dtype=np.int64)
         if np.any(t > total_steps):
             raise ValueError(f"steps must be <= total_steps={total_steps} but got {list(steps)!r}.")
-        x = fit.design(eta, t)
-        mean = x @ fit.coef
-        boot = np.stack([x @ b.coef for b in self._boot]) if self._boot else np.zeros((1, len(t)))
-        std = np.sqrt(boot.var(axis=0) + self._resid ** 2)
+        with np.errstate(all="ignore"):
+            try:
+                x = fit.design(eta, t)
+            except OverflowError:  # a peak LR far past the fitted ones: its features overflow
+                x = np.full((len(t), len(fit.coef)), np.nan)
+            mean = x @ fit.coef
+            boot = np.stack([x @ b.coef for b in self._boot]) if self._boot else np.zeros((1, len(t)))
+            std = np.sqrt(boot.var(axis=0) + self._resid ** 2)
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+            raise ValueError(f"no prediction: the law gives {schedule.describe()} at total_steps={total_steps} "
+                             f"a non-finite value (its runs' peak LRs span {self.lr_span[0]:.3g} to "
+                             f"{self.lr_span[1]:.3g}).")
         return [Prediction(float(m), float(s)) for m, s in zip(mean, std)]
 
     def predict(self, schedule: Schedule, total_steps: int, at: int | None = None) -> Prediction:
@@ -209,6 +229,9 @@ class LossModel:
         lrs = np.geomspace(low, high, points) if high > low else np.array([low])
         values = [fit.predict(self._eta(schedule.replace(lr=float(lr)), total_steps), np.array([total_steps]))[0]
                   for lr in lrs]
+        values = np.where(np.isfinite(values), values, np.inf)  # a non-finite value is no optimum
+        if not np.isfinite(values).any():
+            return None
         k = int(np.argmin(values))
         # an optimum on an edge the data set (not the requested bounds) is an extrapolation
         if (k == 0 and span_low >= want_low) or (k == len(lrs) - 1 and span_high <= want_high):

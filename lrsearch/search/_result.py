@@ -206,7 +206,11 @@ class SearchResult:
         return Prediction(sign_of(self.study) * pred.value, pred.std)
 
     def choice_for(self, total_steps: int, law: bool | None = None) -> Choice:
-        """``schedule_for`` with its prediction and origin (``by``, trial, its peak LR, the shift)."""
+        """``schedule_for`` with its prediction and origin (``by``, trial, its peak LR, the shift).
+
+        The prediction is a number only when it can be trusted (the law passed its held-out check
+        and its value is finite); else ``predicted`` is NaN and ``prediction`` says why in words
+        (``"untrusted (held-out error 32.0%, ...)"``, ``"no prediction (...)"``)."""
         total_steps = check_int("total_steps", total_steps, low=1)
         if law not in (None, True, False):
             raise ValueError(f"law must be None, True or False but got {law!r}.")
@@ -220,9 +224,11 @@ class SearchResult:
         shift = float(rungs.get("lr_shift", LR_SHIFT) if isinstance(rungs, dict) else LR_SHIFT)
         use_law = trusted(model) if law is None else law
         picked = (choose if use_law else by_rule)(self.study, model, total_steps, shift)
+        if picked is None and use_law and law is None:  # the law has no finite value for any candidate
+            picked = by_rule(self.study, model, total_steps, shift)
         if picked is None:
             raise ValueError(f"study {self.study.study_name!r} has no completed trial with a predictable schedule.")
-        return picked
+        return picked.judged(model)
 
     def schedule_for(self, total_steps: int, law: bool | None = None) -> Schedule:
         """The best schedule for a run of ``total_steps`` optimizer steps.
@@ -239,7 +245,8 @@ class SearchResult:
     def export_best(self, path: str | Path, total_steps: int | None = None, law: bool | None = None) -> Path:
         """Write the best schedule's spec as JSON; ``Schedule.from_json`` rebuilds it. With
         ``total_steps``, the schedule chosen for that run length (``schedule_for``), the spec's
-        ``chosen_for`` recording the length, the predicted value and the model's error estimate.
+        ``chosen_for`` recording the length, the prediction in words (``prediction``; the numbers
+        ``predicted`` and ``std`` only when ``trusted``) and the model's error estimate.
         When the search sampled optimizers, the best trial's is the key ``optimizer`` (a note that
         ``Schedule`` ignores; ``OptimizerSpec.from_dict`` reads it)."""
         path = Path(path)

@@ -10,10 +10,12 @@ eval_every)`` when the trial has the user attr ``eval_every`` (a ``Task`` with `
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import optuna
@@ -122,13 +124,20 @@ def forecast(model: LossModel, trial: optuna.trial.FrozenTrial, sign: float) -> 
     curve = trial_curve(trial, sign)
     if curve is None:
         return None
-    now, final = model.predict_curve(curve.schedule, curve.total_steps, [curve.steps[-1], curve.total_steps])
+    try:
+        now, final = model.predict_curve(curve.schedule, curve.total_steps, [curve.steps[-1], curve.total_steps])
+    except ValueError:  # no finite prediction for this schedule: no forecast
+        return None
     return curve.values[-1] - now.value + final.value, final.std
 
 
 @dataclass(frozen=True)
 class Choice:
-    """What ``schedule_for`` chose: the schedule, the prediction, and where it came from."""
+    """What ``schedule_for`` chose: the schedule, the prediction, and where it came from.
+
+    ``predicted`` is NaN unless it can be trusted (``trusted``: the law passed its held-out check,
+    ``holdout_error <= TRUST``, and its value is finite); ``prediction`` says it in words, and
+    ``law_predicted`` keeps the law's own value whatever its trust (``None`` without a law)."""
 
     schedule: Schedule
     predicted: Prediction
@@ -137,6 +146,31 @@ class Choice:
     source_lr: float
     lr_shift: float | None
     by: str = "law"  # "law": ranked and LR moved by the loss law; "rule": the best run, LR by the rule
+    trusted: bool = False
+    holdout_error: float | None = None
+    law_predicted: Prediction | None = None
+
+    def judged(self, model: LossModel | None) -> Choice:
+        """This choice with ``model``'s trust applied (``SearchResult.choice_for``)."""
+        ok = trusted(model) and math.isfinite(self.predicted.value) and math.isfinite(self.predicted.std)
+        return replace(self, predicted=self.predicted if ok else Prediction(math.nan, math.nan), trusted=ok,
+                       holdout_error=None if model is None else model.holdout_error,
+                       law_predicted=None if model is None else self.predicted)
+
+    @property
+    def prediction(self) -> str:
+        """The predicted final value in words: a number only when it can be trusted."""
+        if self.trusted:
+            return f"{self.predicted.value:.4g} +/- {self.predicted.std:.2g}"
+        if self.law_predicted is None:
+            return "no prediction (no loss law fitted)"
+        if not (math.isfinite(self.law_predicted.value) and math.isfinite(self.law_predicted.std)):
+            return "no prediction (the law's value is not finite)"
+        if self.holdout_error is None:
+            return "untrusted (no held-out error: the runs have one length)"
+        if not math.isfinite(self.holdout_error):
+            return "untrusted (its held-out predictions were not finite)"
+        return f"untrusted (held-out error {self.holdout_error:.1%}, above the {TRUST:.0%} it must meet)"
 
     @property
     def how(self) -> str:
@@ -146,12 +180,15 @@ class Choice:
         return f"trial {self.source_trial}'s schedule, peak LR moved by the rule (the law is not trusted)"
 
     def record(self, model: LossModel | None) -> dict[str, Any]:
-        """The ``chosen_for`` entry of an exported spec (no prediction without a fitted model)."""
+        """The ``chosen_for`` entry of an exported spec: ``prediction`` in words, and the numbers
+        ``predicted`` and ``std`` only when trusted."""
         out: dict[str, Any] = {"total_steps": self.total_steps, "by": self.by, "source_trial": self.source_trial,
-                               "lr_shift": self.lr_shift}
+                               "lr_shift": self.lr_shift, "trusted": self.trusted, "prediction": self.prediction}
         if model is not None:
-            out.update(predicted=self.predicted.value, std=self.predicted.std, law=model.describe()["law"],
-                       holdout_error=model.holdout_error)
+            held = model.holdout_error
+            out.update(law=model.describe()["law"], holdout_error=held if held is None or math.isfinite(held) else None)
+        if self.trusted:
+            out.update(predicted=self.predicted.value, std=self.predicted.std)
         return out
 
 
@@ -182,8 +219,10 @@ def by_rule(study: optuna.Study, model: LossModel | None, total_steps: int, lr_s
         return None
     trial, curve = picked[0]
     lr = _by_shift(curve, total_steps, lr_shift)
-    pred = model.predict(curve.schedule.replace(lr=lr), total_steps) if model is not None else Prediction(
-        math.nan, math.nan)
+    pred = Prediction(math.nan, math.nan)  # none without a model, or where the law has no finite value
+    if model is not None:
+        with contextlib.suppress(ValueError):
+            pred = model.predict(curve.schedule.replace(lr=lr), total_steps)
     return Choice(curve.schedule.replace(lr=lr), Prediction(sign_of(study) * pred.value, pred.std), total_steps,
                   trial.number, curve.schedule.lr, lr_shift if curve.total_steps != total_steps else None, "rule")
 
@@ -205,7 +244,10 @@ def choose(study: optuna.Study, model: LossModel, total_steps: int, lr_shift: fl
         found = model.best_lr(curve.schedule, total_steps, within=(lr0, lr0 * (total_steps / ran) ** -MAX_SHIFT))
         if found is None:  # the law's optimum is off its data: the default rule moves the LR
             lr = _by_shift(curve, total_steps, lr_shift)
-            found = lr, model.predict(curve.schedule.replace(lr=lr), total_steps)
+            try:
+                found = lr, model.predict(curve.schedule.replace(lr=lr), total_steps)
+            except ValueError:  # no finite prediction for this schedule: not a candidate
+                continue
         lr, pred = found
         if best is None or pred.value < best[0]:
             shift = -math.log(lr / lr0) / math.log(total_steps / ran) if ran != total_steps and lr0 > 0 else None

@@ -196,7 +196,8 @@ def test_the_rule_chooses_even_without_enough_runs_for_a_law(tmp_path) -> None: 
     choice = result.choice_for(FULL)
     assert choice.by == "rule" and choice.schedule.lr == pytest.approx(0.08 * (FULL / (FULL // 3)) ** -0.16)
     data = json.loads(result.export_best(tmp_path / "s.json", total_steps=FULL).read_text())
-    assert data["chosen_for"] == {"total_steps": FULL, "by": "rule", "source_trial": 0, "lr_shift": 0.16}
+    assert data["chosen_for"] == {"total_steps": FULL, "by": "rule", "source_trial": 0, "lr_shift": 0.16,
+                                  "trusted": False, "prediction": "no prediction (no loss law fitted)"}
     with pytest.raises(ValueError, match="at least 4 runs"):
         result.choice_for(FULL, law=True)
     with pytest.raises(ValueError, match="no completed trial"):
