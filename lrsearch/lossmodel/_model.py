@@ -32,6 +32,8 @@ from lrsearch.schedules import Schedule
 UNPREDICTABLE = ("plateau",)  # families whose LR depends on the metric, unknown before the run
 MIN_RUNS = 4
 _BOOTSTRAP = 24
+INTERVAL_Z = 2.0  # a prediction's interval: value +/- INTERVAL_Z * std
+_MAD_TO_STD = 1.4826  # a median absolute error as a normal standard deviation
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,16 @@ class Curve:
 
 @dataclass(frozen=True)
 class Prediction:
-    """A predicted value and its standard deviation (fit residuals and the bootstrap spread)."""
+    """A predicted value and its standard deviation (fit residuals, the bootstrap spread and,
+    beyond the longest fitted run, the held-out error: see ``LossModel.predict_curve``)."""
 
     value: float
     std: float
+
+    def interval(self, z: float = INTERVAL_Z) -> tuple[float, float]:
+        """``(value - z * std, value + z * std)``; the default ``z`` is the rule measured to cover
+        held-out long runs (``studies/bench_coverage.py``)."""
+        return self.value - z * self.std, self.value + z * self.std
 
 
 def predictable(schedule: Schedule) -> bool:
@@ -104,6 +112,7 @@ class LossModel:
         self.fit_: LawFit | None = None
         self.holdout_error: float | None = None
         self.holdout: dict[str, float] = {}
+        self.holdout_ratio: float | None = None
         self.lr_ref = self.steps_ref = 1.0
         self.lr_span = (0.0, math.inf)
         self._boot: list[LawFit] = []
@@ -145,9 +154,10 @@ class LossModel:
         lengths = np.array([c.total_steps for c in curves], dtype=float)
         longest = lengths >= lengths.max() * 0.98
         forms = self._forms()
-        self.holdout, self.holdout_error = {}, None
+        self.holdout, self.holdout_error, self.holdout_ratio = {}, None, None
         train = [r for r, keep in zip(runs, ~longest) if keep]
         if longest.sum() >= 1 and len(train) >= MIN_RUNS:
+            self.holdout_ratio = float(lengths.max() / lengths[~longest].max())
             test = [r for r, keep in zip(runs, longest) if keep]
             for law, flag in forms:
                 f = self._fit(law, flag, train)
@@ -202,12 +212,21 @@ class LossModel:
                 x = np.full((len(t), len(fit.coef)), np.nan)
             mean = x @ fit.coef
             boot = np.stack([x @ b.coef for b in self._boot]) if self._boot else np.zeros((1, len(t)))
-            std = np.sqrt(boot.var(axis=0) + self._resid ** 2)
+            std = np.sqrt(boot.var(axis=0) + self._resid ** 2 + self._beyond(total_steps, mean) ** 2)
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
             raise ValueError(f"no prediction: the law gives {schedule.describe()} at total_steps={total_steps} "
                              f"a non-finite value (its runs' peak LRs span {self.lr_span[0]:.3g} to "
                              f"{self.lr_span[1]:.3g}).")
         return [Prediction(float(m), float(s)) for m, s in zip(mean, std)]
+
+    def _beyond(self, total_steps: int, mean: np.ndarray) -> np.ndarray | float:
+        """The extrapolation term of the std past the longest fitted run: the held-out error (the
+        law's median relative miss over ``holdout_ratio``, as a std) per ``holdout_ratio`` of
+        length, growing with ``log(total_steps / longest) / log(holdout_ratio)``."""
+        if total_steps <= self.steps_ref or self.holdout_error is None or not self.holdout_ratio:
+            return 0.0
+        reach = math.log(total_steps / self.steps_ref) / math.log(self.holdout_ratio)
+        return _MAD_TO_STD * self.holdout_error * np.abs(mean) * reach
 
     def predict(self, schedule: Schedule, total_steps: int, at: int | None = None) -> Prediction:
         """The value after ``at`` steps (default: the end) of a ``total_steps`` run of ``schedule``."""

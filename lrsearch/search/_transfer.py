@@ -161,7 +161,8 @@ class Choice:
     def prediction(self) -> str:
         """The predicted final value in words: a number only when it can be trusted."""
         if self.trusted:
-            return f"{self.predicted.value:.4g} +/- {self.predicted.std:.2g}"
+            low, high = self.predicted.interval()
+            return f"{self.predicted.value:.4g} (interval {low:.4g} to {high:.4g})"
         if self.law_predicted is None:
             return "no prediction (no loss law fitted)"
         if not (math.isfinite(self.law_predicted.value) and math.isfinite(self.law_predicted.std)):

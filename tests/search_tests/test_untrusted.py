@@ -58,7 +58,9 @@ def test_an_untrusted_choice_gives_no_number_and_says_why(untrusted: lrsearch.Se
 def test_a_trusted_choice_keeps_its_number(trusted: lrsearch.SearchResult) -> None:
     choice = trusted.choice_for(3 * FULL)
     assert choice.trusted and choice.by == "law" and choice.predicted == choice.law_predicted
-    assert choice.prediction == f"{choice.predicted.value:.4g} +/- {choice.predicted.std:.2g}"
+    low, high = choice.predicted.interval()
+    assert low < choice.predicted.value < high
+    assert choice.prediction == f"{choice.predicted.value:.4g} (interval {low:.4g} to {high:.4g})"
 
 
 def test_export_writes_no_predicted_number_for_an_untrusted_law(untrusted, trusted, tmp_path) -> None:  # noqa: ANN001
@@ -72,9 +74,9 @@ def test_export_writes_no_predicted_number_for_an_untrusted_law(untrusted, trust
 def test_report_target_steps_prints_untrusted_not_a_bare_number(untrusted, trusted, tmp_path, capsys) -> None:  # noqa: ANN001
     _write_transfer(untrusted, tmp_path, "u", 3 * FULL)
     out = capsys.readouterr().out
-    assert "predicted final: untrusted (held-out error " in out and "+/-" not in out
+    assert "predicted final: untrusted (held-out error " in out and "interval" not in out
     _write_transfer(trusted, tmp_path, "t", 3 * FULL)
-    assert "+/-" in capsys.readouterr().out
+    assert "(interval " in capsys.readouterr().out
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     _add(study, Schedule("cosine", lr=0.08, warmup={"frac": 0.05}))  # one run: the rule, no law
     _write_transfer(lrsearch.SearchResult(study), tmp_path, "one", 3 * FULL)
