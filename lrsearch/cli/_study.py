@@ -62,7 +62,7 @@ def _write_transfer(result, out: Path, name: str, steps: int) -> None:  # noqa: 
         print(f"   predicted final: {choice.prediction} ({err})")
         return
     if not choice.trusted:  # no bare number: the prediction says why it is not one
-        print(f"   predicted final: {choice.prediction} ({model.describe()['law']} law on {model.n_curves} runs)")
+        print(f"   predicted final: {choice.prediction}; {model.describe()['law']} law on {model.n_curves} runs")
         return
     print(f"   predicted final {choice.prediction} "
           f"({model.describe()['law']} law on {model.n_curves} runs; its held-out error {model.holdout_error:.1%})")

@@ -201,7 +201,8 @@ class SearchResult:
 
     def predict(self, schedule: Schedule, total_steps: int) -> Prediction:
         """``schedule``'s predicted final value for a run of ``total_steps`` optimizer steps, with
-        its standard deviation (the study's direction kept: a maximized metric comes back as is)."""
+        its standard deviation (the study's direction kept: a maximized metric comes back as is);
+        ``.interval()`` is its interval. A number whatever the law's trust: ``choice_for`` says it."""
         pred = self.loss_model().predict(schedule, total_steps)
         return Prediction(sign_of(self.study) * pred.value, pred.std)
 

@@ -14,6 +14,14 @@ import torch
 from lrsearch._checks import check_int
 
 
+def length_of(data: Any) -> int | None:
+    """``len(data)``, or ``None`` for a stream (a DataLoader over an ``IterableDataset``, a generator)."""
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
 class TensorBatches:
     """Re-iterable mini-batches sliced from in-memory tensors (no per-sample ``DataLoader``).
 

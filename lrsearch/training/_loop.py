@@ -30,6 +30,7 @@ from lrsearch._checks import check_int
 from lrsearch._checks import check_steps
 from lrsearch.training._data import TensorBatches
 from lrsearch.training._data import eval_mean
+from lrsearch.training._data import length_of
 from lrsearch.training._data import to_device
 from lrsearch.training._threads import training_threads
 from lrsearch.optim import OptimizerSpec
@@ -41,14 +42,6 @@ from lrsearch.schedules import Schedule
 def _tensor_pair(data: Any) -> bool:
     """``(inputs, targets)`` tensors, batched on the device by ``TensorBatches``."""
     return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
-
-
-def _sized(data: Any) -> int | None:
-    """``len(data)``, or ``None`` for a stream (a DataLoader over an ``IterableDataset``, a generator)."""
-    try:
-        return len(data)
-    except TypeError:
-        return None
 
 
 def _adamw(params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -134,7 +127,7 @@ class Task:
         if isinstance(self.train_data, Iterator):
             raise ValueError("train_data must be re-iterable (every run starts from its first batch): a "
                              f"DataLoader or a list, not a one-shot {type(self.train_data).__name__}.")
-        if self.steps is None and not _tensor_pair(self.train_data) and _sized(self.train_data) is None:
+        if self.steps is None and not _tensor_pair(self.train_data) and length_of(self.train_data) is None:
             raise ValueError(f"steps must be given when train_data has no length (a stream such as a "
                              f"DataLoader over an IterableDataset: {type(self.train_data).__name__}), "
                              "to know the run's optimizer steps, but got None.")
@@ -201,12 +194,11 @@ def train(
 ) -> TrainResult:
     """Train ``task`` from scratch under ``schedule``; call ``on_eval(index, value)`` per evaluation.
 
-    A full run is ``task.full_steps()`` optimizer steps (``task.epochs`` passes, or ``task.steps``),
-    evaluated at ``task.eval_steps()``. With ``total_steps`` the run trains that many optimizer
-    steps instead (a short run for a multi-fidelity search: the schedule spans exactly those
-    steps, its decay included) and evaluates at ``task.eval_steps(total_steps)``: ``task.epochs``
-    times, evenly spaced, so runs of every length are judged at the same fractions, or every
-    ``task.eval_every`` steps.
+    A full run is ``task.full_steps()`` optimizer steps, evaluated at ``task.eval_steps()``. With
+    ``total_steps`` the run trains that many optimizer steps instead (a short run for a
+    multi-fidelity search: the schedule spans exactly those steps, its decay included), evaluated
+    at ``task.eval_steps(total_steps)``: ``task.epochs`` times evenly spaced (runs of every length
+    are judged at the same fractions), or every ``task.eval_every`` steps.
 
     ``on_eval`` may raise (``optuna.TrialPruned``) to stop the run. A non-finite training loss
     is not checked per step (that would sync the host every step); it surfaces at evaluation.
@@ -266,7 +258,7 @@ def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callab
     steps = 0
     model.train()
     while steps < total:  # passes over the data until the run's optimizer steps are done
-        n, before = _sized(train_batches), steps
+        n, before = length_of(train_batches), steps
         for i, batch in enumerate(train_batches):
             inputs, target = unpack(batch, None)
             inputs, target = to_device(inputs, device), to_device(target, device)
