@@ -6,7 +6,7 @@ from lrsearch.search._fidelity import run_length
 from lrsearch.search.pruners._forecast import ForecastPruner
 from lrsearch.search._optimize import optimize
 from lrsearch.search.pruners._plateau import PlateauPruner
-from lrsearch.search.pruners._plateau import report
+from lrsearch.search.pruners._report import report
 from lrsearch.search._result import SearchResult
 from lrsearch.search._optim_space import OptimizerSpace
 from lrsearch.search._space import SearchSpace

@@ -40,7 +40,7 @@ from lrsearch.search._fidelity import run_length
 from lrsearch.search.pruners._forecast import ForecastPruner
 from lrsearch.search._population import check_population
 from lrsearch.search._population import optimize_population
-from lrsearch.search.pruners._plateau import report
+from lrsearch.search.pruners import report
 from lrsearch.search._result import SearchResult
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import _current

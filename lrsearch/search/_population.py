@@ -30,7 +30,7 @@ from lrsearch.population import train_population
 from lrsearch.search._fidelity import Budget
 from lrsearch.search._fidelity import run_length
 from lrsearch.search.storage._liveness import owner
-from lrsearch.search.pruners._plateau import report
+from lrsearch.search.pruners import report
 from lrsearch.search._seeds import duplicate_of
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import _current
