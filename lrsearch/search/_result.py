@@ -17,10 +17,10 @@ from lrsearch.lossmodel import Prediction
 from lrsearch.optim import OptimizerSpec
 from lrsearch.schedules import Schedule
 from lrsearch.search._fidelity import LR_SHIFT
-from lrsearch.search._fidelity import range_test_cost
-from lrsearch.search._fidelity import spent
-from lrsearch.search._fidelity import trial_cost
-from lrsearch.search._fidelity import trial_fraction
+from lrsearch.search._lengths import range_test_cost
+from lrsearch.search._lengths import spent
+from lrsearch.search._lengths import trial_cost
+from lrsearch.search._lengths import trial_fraction
 from lrsearch.search._transfer import Choice
 from lrsearch.search._transfer import by_rule
 from lrsearch.search._transfer import choose

@@ -21,7 +21,7 @@ from lrsearch._checks import check_float
 from lrsearch._checks import check_int
 from lrsearch._plateau import PlateauMonitor
 from lrsearch.schedules import Schedule
-from lrsearch.search._fidelity import same_length
+from lrsearch.search._lengths import same_length
 
 
 _NOMINAL_STEPS = 1000  # resolution at which a spec is read when only the run's fraction is known
