@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from lrsearch.rangetest._result import RangeTestResult
-from lrsearch.search.storage._liveness import is_stale
+from lrsearch.search.storage import is_stale
 from lrsearch.search._space import SearchSpace
 
 
