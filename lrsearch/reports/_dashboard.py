@@ -88,7 +88,7 @@ def upload_trial_curve(trial: optuna.trial.Trial, folder: str) -> None:
     if not isinstance(spec, dict):
         return
     try:
-        from lrsearch.reports import trial_curve
+        from lrsearch.reports._figures import trial_curve
         from lrsearch.schedules import Schedule
 
         schedule = Schedule.from_dict(spec)
@@ -140,8 +140,8 @@ def _save_notes(study: optuna.Study, metric: str) -> None:
     """A note on every finished trial; unchanged notes are not written again."""
     from optuna_dashboard import save_note
 
-    from lrsearch.reports import trial_note
     from lrsearch.reports._notes import promotions
+    from lrsearch.reports._notes import trial_note
 
     try:
         from optuna_dashboard._note import get_note_from_system_attrs
@@ -169,9 +169,9 @@ def _save_figures(study: optuna.Study, metric: str) -> bool:
     except ImportError:
         return False
 
-    from lrsearch.reports import best_per_family
-    from lrsearch.reports import top_schedules
-    from lrsearch.reports import value_against_lr
+    from lrsearch.reports._figures import best_per_family
+    from lrsearch.reports._figures import top_schedules
+    from lrsearch.reports._figures import value_against_lr
 
     trials = study.get_trials(deepcopy=False)
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE

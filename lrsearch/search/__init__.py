@@ -8,6 +8,7 @@ from lrsearch.search._optim_space import OptimizerSpace
 from lrsearch.search._optimize import optimize
 from lrsearch.search._recorder import Recorder
 from lrsearch.search._result import SearchResult
+from lrsearch.search._result import run_label
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule

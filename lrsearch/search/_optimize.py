@@ -26,16 +26,16 @@ import optuna
 
 from lrsearch._checks import check_choice
 from lrsearch._checks import check_int
-from lrsearch.rangetest._result import RangeTestResult
-from lrsearch.training._loop import Task
-from lrsearch.training._loop import train
+from lrsearch.rangetest import RangeTestResult
+from lrsearch.training import Task
+from lrsearch.training import train
 from lrsearch.search._fidelity import DEFAULT_BUDGET
 from lrsearch.search._fidelity import FULL_ONLY
 from lrsearch.search._fidelity import SEED_SHARE
 from lrsearch.search._fidelity import Budget
 from lrsearch.search._fidelity import Rungs
 from lrsearch.search._fidelity import run_length
-from lrsearch.search.pruners._forecast import ForecastPruner
+from lrsearch.search.pruners import ForecastPruner
 from lrsearch.search._population import check_population
 from lrsearch.search._population import optimize_population
 from lrsearch.search._recorder import Recorder

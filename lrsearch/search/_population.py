@@ -22,9 +22,9 @@ from typing import Any
 import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread
 
-from lrsearch.training._loop import Task
+from lrsearch.training import Task
 from lrsearch.population import population_plan
-from lrsearch.population._runner import check_population as check_population_size
+from lrsearch.population import check_population as check_population_size
 from lrsearch.population import train_population
 from lrsearch.search._fidelity import Budget
 from lrsearch.search._fidelity import run_length

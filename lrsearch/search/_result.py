@@ -257,7 +257,7 @@ class SearchResult:
 
     def plot_schedules(self, k: int = 5, total_steps: int = 1000, **kwargs: Any) -> Figure:
         """The ``k`` best schedules' LR curves over a run of ``total_steps``."""
-        from lrsearch.reports._plots import plot_schedules
+        from lrsearch.reports import plot_schedules
 
         named = {}
         for r in self.top(k):
@@ -267,6 +267,6 @@ class SearchResult:
 
     def plot_history(self, **kwargs: Any) -> Figure:
         """Each trial's value by trial number, coloured by state, with the best so far."""
-        from lrsearch.reports._plots import plot_history
+        from lrsearch.reports import plot_history
 
         return plot_history(self.study, **kwargs)

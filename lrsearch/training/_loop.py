@@ -30,12 +30,12 @@ from lrsearch.training._data import eval_mean
 from lrsearch.training._data import to_device
 from lrsearch.training._threads import training_threads
 from lrsearch.optim import OptimizerSpec
-from lrsearch.optim._groups import check_groups
+from lrsearch.optim import check_groups
 from lrsearch.training._data import unpack
 from lrsearch.schedules import Schedule
 
 
-def _tensor_pair(data: Any) -> bool:
+def tensor_pair(data: Any) -> bool:
     """``(inputs, targets)`` tensors, batched on the device by ``TensorBatches``."""
     return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
 
@@ -116,7 +116,7 @@ class Task:
     def steps_per_epoch(self) -> int:
         """Optimizer steps in one pass over the training data (accumulation counted)."""
         data = self.train_data
-        if _tensor_pair(data):
+        if tensor_pair(data):
             n = -(-int(data[0].shape[0]) // self.batch_size)
         else:
             try:
@@ -131,7 +131,7 @@ class Task:
         return self.epochs * self.steps_per_epoch()
 
     def batches(self, data: Any, device: torch.device, *, shuffle: bool, seed: int) -> Any:
-        if _tensor_pair(data):
+        if tensor_pair(data):
             return TensorBatches(*data, batch_size=self.batch_size, shuffle=shuffle, seed=seed, device=device)
         return data
 
