@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tasks import TASKS  # noqa: E402
 from tasks import optimizer_for  # noqa: E402
 
-import runner  # noqa: E402
+import harness  # noqa: E402
 
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -111,7 +111,7 @@ def _row_key(row: dict) -> str:
     return _key((row["task"], row["family"], row["epochs"], row["lr"], row["seed"]))
 
 
-class Runner(runner.Runner):
+class Runner(harness.Runner):
     def __init__(self, workers: int, cache: str | None) -> None:
         super().__init__(run_one, _key, _row_key, workers, cache)
 

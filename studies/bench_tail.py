@@ -39,7 +39,7 @@ import lrsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tasks as task_zoo  # noqa: E402
-from runner import Runner  # noqa: E402
+from harness import Runner  # noqa: E402
 
 
 OUT = Path(__file__).resolve().parent / "results"

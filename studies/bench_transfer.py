@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tasks import TASKS  # noqa: E402
 from tasks import optimizer_for  # noqa: E402
 
-import runner  # noqa: E402
+import harness  # noqa: E402
 
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -131,7 +131,7 @@ def _row_key(row: dict) -> str:
     return _key((row["task"], json.dumps(row["schedule"]), row["steps"], row["seed"]), row.get("variant", "{}"))
 
 
-class Runner(runner.Runner):
+class Runner(harness.Runner):
     def __init__(self, workers: int, cache: Path | None) -> None:
         super().__init__(run_one, _key, _row_key, workers, cache)
 
