@@ -89,6 +89,11 @@ import lrsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tasks as task_zoo  # noqa: E402
+from harness import EPS  # noqa: E402
+from harness import best_at  # noqa: E402
+from harness import evaluate  # noqa: E402
+from harness import range_test  # noqa: E402
+from harness import steps_per_run  # noqa: E402
 
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -113,7 +118,6 @@ SETUP = {
 }
 FIXED = "adamw-1e-3"  # the fixed schedule whose spread over seeds is the noise figure
 SF_LR = (1e-5, 1e-1)
-EPS = 1e-9
 
 
 # ----------------------------------------------------------------------------------------- tasks
@@ -146,45 +150,12 @@ def make_task(name: str, epochs: int, optimizer: str, device: str, data=None) ->
     return task, data
 
 
-def steps_per_run(task: lrsearch.Task) -> int:
-    return task.epochs * math.ceil(len(task.train_data[0]) / task.batch_size)
-
-
-def range_test(task: lrsearch.Task, seed: int) -> lrsearch.RangeTestResult:
-    torch.manual_seed(seed)
-    device = task.resolve_device()
-    model = task.model_fn().to(device)
-    batches = lrsearch.TensorBatches(*task.train_data, batch_size=task.batch_size, seed=seed, device=device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", lrsearch.RangeTestWarning)
-        return lrsearch.lr_find(model, task.optimizer_fn(model.parameters()), task.loss_fn, batches, verbose=False)
-
-
 def range_lrs(rt: lrsearch.RangeTestResult) -> tuple[float, float]:
     """(cosine LR, one-cycle LR): sqrt(midpoint x steep) and steep, the range's edges as fallbacks."""
     low, high = rt.search_range()
     mid, steep = rt.suggestion("midpoint"), rt.suggestion("steep")
     mid, steep = mid or math.sqrt(low * high), steep or high
     return math.sqrt(mid * steep), steep
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, batch_size: int,
-             classification: bool) -> dict:
-    """Sample-weighted mean loss over (x, y) in eval mode (as ``lrsearch.train``), plus accuracy."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    loss, correct, n = 0.0, 0, 0
-    for xb, yb in lrsearch.TensorBatches(x, y, batch_size=batch_size, shuffle=False, device=device):
-        out = model(xb)
-        k = yb.shape[0]
-        loss += float(loss_fn(out, yb)) * k
-        if classification:
-            correct += int((out.argmax(1) == yb).sum())
-        n += k
-    model.train(was_training)
-    return {"loss": loss / n, **({"accuracy": correct / n} if classification else {})}
 
 
 def train_schedulefree(task: lrsearch.Task, lr: float, seed: int, on_eval=None) -> torch.nn.Module:
@@ -366,12 +337,6 @@ def describe(best: dict) -> str:
         return f"schedule-free AdamW(lr={best['lr']:.3g})"
     text = lrsearch.Schedule.from_dict(best["schedule"]).describe()
     return f"AdamW {text}" if best.get("optimizer") else text
-
-
-def best_at(trace: list, budget: float) -> float:
-    """The best value a trace holds once ``budget`` full runs are spent (nothing after counts)."""
-    values = [b for spent, b in trace if spent <= budget + EPS and b is not None and math.isfinite(b)]
-    return min(values, default=math.inf)
 
 
 def budget_to_reach(trace: list, target: float, budget: float, tolerance: float = 0.0) -> float:

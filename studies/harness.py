@@ -5,12 +5,16 @@ survives an interrupted run."""
 from __future__ import annotations
 
 import json
+import math
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+
+import lrsearch
 
 
 class Runner:
@@ -51,3 +55,45 @@ class Runner:
     def close(self) -> None:
         if self.pool:
             self.pool.shutdown()
+
+
+EPS = 1e-9
+
+
+def steps_per_run(task: lrsearch.Task) -> int:
+    return task.epochs * math.ceil(len(task.train_data[0]) / task.batch_size)
+
+
+def range_test(task: lrsearch.Task, seed: int) -> lrsearch.RangeTestResult:
+    torch.manual_seed(seed)
+    device = task.resolve_device()
+    model = task.model_fn().to(device)
+    batches = lrsearch.TensorBatches(*task.train_data, batch_size=task.batch_size, seed=seed, device=device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lrsearch.RangeTestWarning)
+        return lrsearch.lr_find(model, task.optimizer_fn(model.parameters()), task.loss_fn, batches, verbose=False)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, batch_size: int,
+             classification: bool) -> dict:
+    """Sample-weighted mean loss over (x, y) in eval mode (as ``lrsearch.train``), plus accuracy."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loss, correct, n = 0.0, 0, 0
+    for xb, yb in lrsearch.TensorBatches(x, y, batch_size=batch_size, shuffle=False, device=device):
+        out = model(xb)
+        k = yb.shape[0]
+        loss += float(loss_fn(out, yb)) * k
+        if classification:
+            correct += int((out.argmax(1) == yb).sum())
+        n += k
+    model.train(was_training)
+    return {"loss": loss / n, **({"accuracy": correct / n} if classification else {})}
+
+
+def best_at(trace: list, budget: float) -> float:
+    """The best value a trace holds once ``budget`` full runs are spent (nothing after counts)."""
+    values = [b for spent, b in trace if spent <= budget + EPS and b is not None and math.isfinite(b)]
+    return min(values, default=math.inf)
