@@ -86,22 +86,17 @@ import torch
 import lrsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
 import search_arms  # noqa: E402
 import tasks as task_zoo  # noqa: E402
-from harness import best_at  # noqa: E402, F401  (bench_space, bench_rungs, bench_population use these here)
-from harness import evaluate  # noqa: E402, F401
-from harness import range_test  # noqa: E402, F401
-from harness import steps_per_run  # noqa: E402, F401
 from search_arms import SETUP  # noqa: E402
 from search_arms import _guarded  # noqa: E402
-from search_arms import make_task  # noqa: E402, F401
 from search_report import LABEL  # noqa: E402, F401  (the tests read it here)
 from search_report import METHODS  # noqa: E402
 from search_report import plot  # noqa: E402
 from search_report import summarise  # noqa: E402
 
 
-OUT = Path(__file__).resolve().parent / "results"
 # Cost of a job beyond its budget, in full runs (lrsearch's short runs evaluate as often as full ones),
 # for ordering the jobs, longest first, and for the estimate printed at the start.
 JOB_RUNS = {"lrsearch": 1.4, "tpe-median": 1.0, "tpe-hyperband": 1.0, "random": 1.0, "defaults": 0.0,
@@ -169,9 +164,7 @@ def write(saved: dict, name: str) -> str:
         table += "\n\n## lrsearch's own cost per trial (no training)\n\n" + saved["overhead"]
     if saved.get("command"):
         table = f"`{saved['command']}`: wall {saved.get('wall_s', math.nan):.0f} s.\n\n" + table
-    OUT.mkdir(exist_ok=True)
-    (OUT / f"{name}.json").write_text(json.dumps(saved, indent=1))
-    (OUT / f"{name}.md").write_text(table + "\n")
+    harness.write(name, table + "\n", saved)
     plot(runs, name)
     return table
 
@@ -190,8 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed-families", default="", help="comma-separated; default: every family")
     parser.add_argument("--from-json", help="re-summarise a saved run (and rewrite <name>.md and plots)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    harness.quiet()
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text())
         if not isinstance(saved, dict) or "runs" not in saved:
@@ -238,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         print(summarise(runs))
     else:
-        saved = {"command": "python studies/bench_search.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        saved = {"command": harness.command(__file__, argv),
                  "budget": budget, "setup": SETUP, "wall_s": time.perf_counter() - t0, "runs": runs, "failed": failed,
                  "overhead": cost_table}
         print(write(saved, args.name))

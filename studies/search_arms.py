@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import optuna
@@ -20,8 +19,12 @@ import tasks as task_zoo  # noqa: E402
 from harness import EPS  # noqa: E402
 from harness import best_at  # noqa: E402
 from harness import evaluate  # noqa: E402
+from harness import load  # noqa: E402
+from harness import quiet  # noqa: E402
 from harness import range_test  # noqa: E402
+from harness import score  # noqa: E402
 from harness import steps_per_run  # noqa: E402
+from harness import task_of  # noqa: E402
 
 
 SEED_FAMILIES: tuple[str, ...] = ()  # --seed-families
@@ -38,32 +41,9 @@ SETUP = {
 SF_LR = (1e-5, 1e-1)
 
 
-def make_optimizer(name: str, params) -> torch.optim.Optimizer:
-    """The studies' optimizer ``name``; AdamW (torch defaults) if ``tasks`` does not define it."""
-    try:
-        return task_zoo.optimizer_for(name, params)
-    except ValueError:
-        if name == "adamw":
-            return torch.optim.AdamW(params, lr=1e-3)
-        raise
-
-
-_DATA: dict = {}
-
-
-def load(name: str):
-    """The task's data, built once per process (MNIST-1D takes seconds to generate)."""
-    if name not in _DATA:
-        _DATA[name] = task_zoo.TASKS[name]()
-    return _DATA[name]
-
-
 def make_task(name: str, epochs: int, optimizer: str, device: str, data=None) -> tuple[lrsearch.Task, object]:
     data = data if data is not None else load(name)
-    task = lrsearch.Task(data.model_fn, (data.x_train, data.y_train), (data.x_val, data.y_val), data.loss_fn,
-                         epochs=epochs, batch_size=data.batch_size, device=device,
-                         optimizer_fn=lambda params: make_optimizer(optimizer, params))
-    return task, data
+    return task_of(data, epochs, optimizer, device), data
 
 
 def range_lrs(rt: lrsearch.RangeTestResult) -> tuple[float, float]:
@@ -84,7 +64,8 @@ def train_schedulefree(task: lrsearch.Task, lr: float, seed: int, on_eval=None) 
     batches = lrsearch.TensorBatches(*task.train_data, batch_size=task.batch_size, shuffle=True, seed=seed,
                                      device=device)
     total = task.epochs * len(batches)
-    weight_decay = make_optimizer("adamw", [torch.nn.Parameter(torch.zeros(1))]).defaults["weight_decay"]
+    probe = task_zoo.optimizer_for("adamw", [torch.nn.Parameter(torch.zeros(1))])
+    weight_decay = probe.defaults["weight_decay"]
     optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=lr, warmup_steps=round(0.05 * total),
                                                weight_decay=weight_decay)
     has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
@@ -156,7 +137,7 @@ def run_defaults(task: lrsearch.Task, data, name: str, seed: int) -> dict:
         result = lrsearch.train(adamw_task if opt else task, schedule, seed=seed)
         spent += 1.0
         value = result.final if math.isfinite(result.final) else math.inf
-        test = evaluate(result.model, data.x_test, data.y_test, data.loss_fn, data.batch_size, data.classification)
+        test = score(result.model, data)
         runs[label] = {"val": value, "test_loss": test["loss"], "schedule": schedule.to_dict(), "optimizer": opt}
         if value < best:
             best, best_entry = value, {"kind": "schedule", "optimizer": opt, "schedule": schedule.to_dict(),
@@ -218,14 +199,12 @@ def retrain_test(name: str, best: dict, epochs: int, optimizer: str, device: str
         model = train_schedulefree(task, best["lr"], seed=0)
     else:
         model = lrsearch.train(task, lrsearch.Schedule.from_dict(best["schedule"]), seed=0).model
-    out = evaluate(model, data.x_test, data.y_test, data.loss_fn, data.batch_size, data.classification)
+    out = score(model, data)
     return {"test_loss": out["loss"], **({"test_accuracy": out["accuracy"]} if "accuracy" in out else {})}
 
 
 def run_one(name: str, method: str, seed: int, device: str, budget: float) -> dict:
-    torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    quiet()
     epochs, opt, _ = SETUP[name]
     task, data = make_task(name, epochs, opt, device)
     t0 = time.perf_counter()

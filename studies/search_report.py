@@ -10,9 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import EPS  # noqa: E402
+from harness import OUT  # noqa: E402
 from harness import best_at  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results"
 METHODS = ("lrsearch", "tpe-median", "tpe-hyperband", "random", "defaults", "schedulefree")
 BASELINES = METHODS[1:]
 LABEL = {"lrsearch": "lrsearch", "tpe-median": "(a) TPE+Median", "tpe-hyperband": "(b) TPE+Hyperband",
