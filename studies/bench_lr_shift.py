@@ -33,13 +33,11 @@ and prints the tables.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -47,9 +45,6 @@ import torch
 import lrsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tasks import TASKS  # noqa: E402
-from tasks import optimizer_for  # noqa: E402
-
 import harness  # noqa: E402
 from lr_shift_analysis import DIVISORS  # noqa: E402
 from lr_shift_analysis import FAMILIES  # noqa: E402
@@ -67,28 +62,13 @@ from lr_shift_analysis import schedule  # noqa: E402
 from lr_shift_analysis import slope_beta  # noqa: E402
 
 
-OUT = Path(__file__).resolve().parent / "results"
-
-
 # ------------------------------------------------------------------------------------------ runs
-
-_DATA: dict = {}
-
-
-def _data(name: str):  # noqa: ANN202
-    if name not in _DATA:  # built once per process (MNIST-1D takes seconds to generate)
-        _DATA[name] = TASKS[name]()
-    return _DATA[name]
-
 
 def run_one(job: tuple[str, str, int, float, int]) -> dict:
     """Train (task, family, epochs, lr, seed) once; the final validation loss (None if not finite)."""
     torch.set_num_threads(1)
     name, family, epochs, lr, seed = job
-    data = _data(name)
-    task = lrsearch.Task(data.model_fn, (data.x_train, data.y_train), (data.x_val, data.y_val), data.loss_fn,
-                         epochs=epochs, batch_size=data.batch_size, device="cpu",
-                         optimizer_fn=partial(optimizer_for, SETUP[name][0]))
+    task = harness.task_of(harness.load(name), epochs, SETUP[name][0])
     start = time.perf_counter()
     result = lrsearch.train(task, schedule(family, lr), seed=seed)
     final = result.final if math.isfinite(result.final) else None
@@ -262,9 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     text = markdown(report)
     print(text)
     if not args.quick:
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / f"{args.name}.json").write_text(json.dumps(report, indent=1))
-        (OUT / f"{args.name}.md").write_text(text)
+        harness.write(args.name, text, report)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,6 @@ import os
 import statistics
 import sys
 import time
-import warnings
-from functools import partial
 from pathlib import Path
 
 import optuna
@@ -42,9 +40,6 @@ import torch
 import lrsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tasks import TASKS  # noqa: E402
-from tasks import optimizer_for  # noqa: E402
-
 import harness  # noqa: E402
 from transfer_analysis import EVALS  # noqa: E402
 from transfer_analysis import FAMILIES  # noqa: E402
@@ -63,26 +58,11 @@ from transfer_analysis import render  # noqa: E402
 from transfer_analysis import target_steps  # noqa: E402
 
 
-OUT = Path(__file__).resolve().parent / "results"
-
-
 # ------------------------------------------------------------------------------------------ runs
-
-_DATA: dict = {}
-
-
-def data_of(name: str):  # noqa: ANN201
-    if name not in _DATA:  # built once per process (MNIST-1D takes seconds to generate)
-        _DATA[name] = TASKS[name](**SETUP[name][3])
-    return _DATA[name]
-
 
 def make_task(name: str, epochs: int) -> lrsearch.Task:
     """The task with ``epochs`` evaluations; its full run is ``epochs`` passes over the data."""
-    data = data_of(name)
-    return lrsearch.Task(data.model_fn, (data.x_train, data.y_train), (data.x_val, data.y_val), data.loss_fn,
-                         epochs=epochs, batch_size=data.batch_size, device="cpu",
-                         optimizer_fn=partial(optimizer_for, SETUP[name][0]))
+    return harness.task_of(harness.load(name, **SETUP[name][3]), epochs, SETUP[name][0])
 
 
 def run_one(job: tuple[str, str, int, int]) -> dict:
@@ -132,16 +112,6 @@ def grid_jobs(name: str, grid: int = GRID) -> list[tuple]:
 
 # ---------------------------------------------------------------------------------------- search
 
-def range_test(name: str, seed: int) -> lrsearch.RangeTestResult:
-    task = make_task(name, EVALS)
-    torch.manual_seed(seed)
-    model = task.model_fn()
-    batches = lrsearch.TensorBatches(*task.train_data, batch_size=task.batch_size, seed=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", lrsearch.RangeTestWarning)
-        return lrsearch.lr_find(model, task.optimizer_fn(model.parameters()), task.loss_fn, batches, verbose=False)
-
-
 KINDS = {"auto": None, "law": True, "rule": False}  # schedule_for(law=...): the default, the law, the rule
 
 
@@ -168,7 +138,7 @@ def search(name: str, seed: int, journal: Path) -> dict:
         result = lrsearch.SearchResult(optuna.load_study(study_name=study_name, storage=storage))
     else:
         start = time.perf_counter()
-        result = lrsearch.optimize(objective, budget=budget, seed_from=range_test(name, seed), seed=seed,
+        result = lrsearch.optimize(objective, budget=budget, seed_from=harness.range_test(task, seed), seed=seed,
                                    storage=storage, study_name=study_name, artifacts=None, heartbeat_interval=None)
         result.study.set_user_attr("bench_seconds", round(time.perf_counter() - start, 1))
     model = result.loss_model()
@@ -196,7 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phase", choices=("grid", "all"), default="all")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--cache", default=str(OUT / "bench_transfer_runs.jsonl"))
+    parser.add_argument("--cache", default=str(harness.OUT / "bench_transfer_runs.jsonl"))
     parser.add_argument("--tasks", nargs="*", default=list(SETUP))
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -232,10 +202,9 @@ def main() -> None:
         report = analyse(runner, searches, args.tasks)
         report["meta"] = {"seconds": round(time.perf_counter() - start), "trained": runner.trained,
                           "torch": torch.__version__, "load": os.getloadavg()[0], "cpus": os.cpu_count()}
-        OUT.mkdir(exist_ok=True)
-        (OUT / "bench_transfer.json").write_text(json.dumps(report, indent=1))
+        harness.write("bench_transfer", data=report)
         text = render(report)
-        (OUT / "bench_transfer.md").write_text(text)
+        harness.write("bench_transfer", text)
         print(text)
     finally:
         runner.close()
