@@ -2,30 +2,36 @@
 
 The public face. ``import lrsearch`` loads neither matplotlib nor, until a torch-level name is
 used, torch: ``ScheduleLR`` is imported on first access, so ``import lrsearch.schedules`` stays
-stdlib + numpy.
+stdlib + numpy. It is also the entry point that hands the search its dashboard recorder:
+``lrsearch.optimize`` is ``lrsearch.search.optimize`` with ``recorder=DashboardRecorder(artifacts)``
+(see ``_entry_point``), so the search itself never imports the reports above it.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from typing import TYPE_CHECKING
 from typing import Any
 
 from lrsearch import lossmodel
 from lrsearch import schedules
 from lrsearch._plateau import PlateauMonitor
-from lrsearch.rangetest._result import RangeTestResult
-from lrsearch._version import __version__
 from lrsearch.lossmodel import LossModel
 from lrsearch.lossmodel import Prediction
+from lrsearch.rangetest import RangeTestResult
 from lrsearch.schedules import Schedule
 from lrsearch.schedules import families
 
 
+__version__ = "0.1.0"
+
 if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
-    from lrsearch.training._data import TensorBatches
-    from lrsearch.training._loop import Task
-    from lrsearch.training._loop import train
+    from lrsearch.training import ScheduleLR
+    from lrsearch.training import Task
+    from lrsearch.training import TensorBatches
+    from lrsearch.training import train
     from lrsearch.population import PopulationWarning
     from lrsearch.population import train_population
     from lrsearch.optim import OptimizerSpec
@@ -41,17 +47,16 @@ if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
     from lrsearch.search import report
     from lrsearch.search import suggest_optimizer
     from lrsearch.search import suggest_schedule
-    from lrsearch.rangetest._lr_find import RangeTestWarning
-    from lrsearch.rangetest._lr_find import lr_find
-    from lrsearch.training._scheduler import ScheduleLR
+    from lrsearch.rangetest import RangeTestWarning
+    from lrsearch.rangetest import lr_find
 
 _LAZY = {
-    "ScheduleLR": "lrsearch.training._scheduler",
-    "TensorBatches": "lrsearch.training._data",
-    "RangeTestWarning": "lrsearch.rangetest._lr_find",
-    "lr_find": "lrsearch.rangetest._lr_find",
-    "Task": "lrsearch.training._loop",
-    "train": "lrsearch.training._loop",
+    "ScheduleLR": "lrsearch.training",
+    "TensorBatches": "lrsearch.training",
+    "RangeTestWarning": "lrsearch.rangetest",
+    "lr_find": "lrsearch.rangetest",
+    "Task": "lrsearch.training",
+    "train": "lrsearch.training",
     "PopulationWarning": "lrsearch.population",
     "train_population": "lrsearch.population",
     "ForecastPruner": "lrsearch.search",
@@ -64,13 +69,45 @@ _LAZY = {
     "run_length": "lrsearch.search",
     "SearchResult": "lrsearch.search",
     "SearchSpace": "lrsearch.search",
-    "optimize": "lrsearch.search",
     "report": "lrsearch.search",
     "suggest_schedule": "lrsearch.search",
 }
 
 
+def _entry_point() -> Any:
+    """``lrsearch.optimize``: the search, handed the dashboard's recorder writing to ``artifacts``.
+
+    Its signature and docstring are the search's, with ``artifacts`` beside ``recorder``.
+    """
+    from lrsearch.reports import DashboardRecorder
+    from lrsearch.search import optimize as search
+
+    @functools.wraps(search)
+    def optimize(objective: Any = None, *, artifacts: str | None = "studies/artifacts", recorder: Any = None,
+                 **options: Any) -> Any:
+        return search(objective, recorder=recorder if recorder is not None else DashboardRecorder(artifacts),
+                      **options)
+
+    signature = inspect.signature(search)
+    params = list(signature.parameters.values())
+    at = [p.name for p in params].index("recorder")
+    artifacts = inspect.Parameter("artifacts", inspect.Parameter.KEYWORD_ONLY, default="studies/artifacts",
+                                  annotation="str | None")
+    optimize.__signature__ = signature.replace(parameters=[*params[:at], artifacts, *params[at:]])  # type: ignore[attr-defined]
+    optimize.__doc__ = (search.__doc__ or "").replace("        recorder:", _ARTIFACTS + "        recorder:", 1)
+    return optimize
+
+
+_ARTIFACTS = """        artifacts: Folder for optuna-dashboard artifacts (the LR curve of each trial that completes
+            a full-length run, the range-test plot); ``None`` to skip them (the study still gets
+            its metric's name and the range test's data). Used when ``recorder`` is not given.
+"""
+
+
 def __getattr__(name: str) -> Any:
+    if name == "optimize":
+        globals()["optimize"] = _entry_point()  # built once, on first use (it imports the search)
+        return globals()["optimize"]
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'lrsearch' has no attribute {name!r}")

@@ -20,12 +20,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import math
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,11 +33,11 @@ from lrsearch import Schedule
 from lrsearch import TensorBatches
 
 try:  # studies/ run as scripts or as a package (tests import them)
+    import harness  # type: ignore[import-not-found]
     from tasks import TASKS, TaskData, make_optimizer  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover
+    from studies import harness
     from studies.tasks import TASKS, TaskData, make_optimizer
-
-OUT = Path(__file__).resolve().parent / "results"
 
 
 def train(task: TaskData, opt_name: str, schedule: Schedule, seed: int, epochs: int) -> float:
@@ -212,7 +210,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-iter", type=int, default=100, help="range-test steps (default 100)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    OUT.mkdir(exist_ok=True)
     report = []
     if not args.skip_overhead:
         for n in [30] if args.quick else [100, 300]:
@@ -226,8 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     print(table)
     report.append(table)
     if not args.quick:
-        (OUT / f"{args.name}.json").write_text(json.dumps(q, indent=1))
-        (OUT / f"{args.name}.md").write_text("\n\n".join(report) + "\n")
+        harness.write(args.name, "\n\n".join(report) + "\n", q)
 
 
 if __name__ == "__main__":

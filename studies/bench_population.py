@@ -16,7 +16,6 @@ population, next to the yardstick of float noise: ``train`` against itself on 1 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -27,8 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-import bench_search as b  # noqa: E402
+import harness  # noqa: E402
 import lrsearch  # noqa: E402
+from search_arms import SETUP  # noqa: E402  (bench_search's tasks)
+from search_arms import make_task  # noqa: E402
 
 
 FAMILIES = ("cosine", "linear", "wsd", "onecycle", "constant", "exponential", "cosine_restarts", "step")
@@ -49,8 +50,8 @@ def timed(fn) -> tuple[float, float, object]:  # noqa: ANN001
 
 
 def bench(name: str, rounds: int) -> dict:
-    epochs, opt, _ = b.SETUP[name]
-    task, _ = b.make_task(name, epochs, opt, "cpu")
+    epochs, opt, _ = SETUP[name]
+    task, _ = make_task(name, epochs, opt, "cpu")
     task.threads = THREADS
     scheds = schedules(max(SIZES))
     n_seq = SEQUENTIAL[name]
@@ -109,15 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     results = [bench(name, args.rounds) for name in args.tasks]
     text = table(results)
     print(text)
-    out = Path(__file__).resolve().parent / "results"
-    command = " ".join(["python studies/bench_population.py", *(sys.argv[1:] if argv is None else argv)])
+    command = harness.command(__file__, argv).strip()
     note = (f"Trials per hour on {THREADS} CPU threads (medians of {args.rounds} alternating rounds; ratio = "
             f"one at a time's time per trial / the arm's; CPU = this process's CPU time). Load average at "
             f"the start: {load[0]:.1f} on {os.cpu_count()} cores. No GPU was measured.")
-    (out / "bench_population.md").write_text(
-        "# Population vs one at a time: trials per hour\n\n" + note + "\n\n" + text + "\n\n"
-        f"Command: `{command}`\n")
-    (out / "bench_population.json").write_text(json.dumps({"note": note, "results": results}, indent=1) + "\n")
+    harness.write("bench_population", "# Population vs one at a time: trials per hour\n\n" + note + "\n\n" + text
+                  + f"\n\nCommand: `{command}`\n", {"note": note, "results": results}, json_end="\n")
 
 
 if __name__ == "__main__":

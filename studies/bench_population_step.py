@@ -26,8 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 import bench_population as bp  # noqa: E402
-import bench_search as b  # noqa: E402
+import harness  # noqa: E402
 import lrsearch  # noqa: E402
+from search_arms import SETUP  # noqa: E402  (bench_search's tasks)
+from search_arms import make_task  # noqa: E402
 
 THREADS = 2
 
@@ -73,8 +75,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.k < 2 or args.rounds < 1:
         parser.error(f"--k must be >= 2 and --rounds >= 1 but got --k {args.k} --rounds {args.rounds}")
-    epochs, opt, _ = b.SETUP[args.task]
-    task, data = b.make_task(args.task, epochs, opt, "cpu")
+    epochs, opt, _ = SETUP[args.task]
+    task, data = make_task(args.task, epochs, opt, "cpu")
     task.threads = THREADS
     torch.set_num_threads(THREADS)
     scheds = bp.schedules(args.k)
@@ -89,7 +91,7 @@ def main() -> None:
     t1, tk = statistics.median(times[1]), statistics.median(times[args.k])
     member = (tk - t1) / (args.k - 1)
     fixed = t1 - member
-    steps = b.steps_per_run(task)
+    steps = harness.steps_per_run(task)
     model = data.model_fn()
     x = torch.as_tensor(data.x_train[:task.batch_size])
     shapes = layers(model, x)

@@ -23,23 +23,21 @@ difference to ``schedule`` (same search seed), with how many seeds it won.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
-import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import optuna
-import torch
 
 import lrsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_search as bs  # noqa: E402  (tasks, range test, test-split scoring)
+import harness  # noqa: E402
+from harness import mean_std  # noqa: E402
+from search_arms import SETUP  # noqa: E402  (bench_search's tasks)
+from search_arms import make_task  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results"
 ARMS = ("schedule", "optimizer", "tail", "both")
 TASKS = ("mnist1d-mlp", "mnist1d-cnn")
 OPTIMIZERS = ("sgd", "nesterov", "adamw", "novograd")
@@ -54,13 +52,11 @@ def space_for(arm: str) -> lrsearch.SearchSpace:
 
 def run_one(job: tuple) -> dict:
     name, arm, seed, budget = job
-    torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    epochs, opt, _ = bs.SETUP[name]
-    task, data = bs.make_task(name, epochs, opt, "cpu")
+    harness.quiet()
+    epochs, opt, _ = SETUP[name]
+    task, data = make_task(name, epochs, opt, "cpu")
     t0 = time.perf_counter()
-    result = lrsearch.optimize(task=task, budget=budget, seed_from=bs.range_test(task, seed), space=space_for(arm),
+    result = lrsearch.optimize(task=task, budget=budget, seed_from=harness.range_test(task, seed), space=space_for(arm),
                                storage=optuna.storages.InMemoryStorage(), artifacts=None, seed=seed,
                                study_name=f"{name}-{arm}-{seed}", heartbeat_interval=None)
     search_s = time.perf_counter() - t0
@@ -68,18 +64,14 @@ def run_one(job: tuple) -> dict:
     tests = []
     for s in RETRAIN_SEEDS:
         model = lrsearch.train(task, schedule, seed=s, optimizer=optimizer).model
-        tests.append(bs.evaluate(model, data.x_test, data.y_test, data.loss_fn, data.batch_size, data.classification))
+        tests.append(harness.score(model, data))
     trace = [(float(a), float(b)) for a, b in result.spent_trace()]
-    return {"task": name, "arm": arm, "seed": seed, "budget": budget, "final_best": bs.best_at(trace, budget),
+    return {"task": name, "arm": arm, "seed": seed, "budget": budget, "final_best": harness.best_at(trace, budget),
             "spent": float(result.spent), "counts": result.counts(), "search_seconds": search_s,
             "schedule": schedule.to_dict(), "optimizer": optimizer.to_dict() if optimizer else None,
             "describe": schedule.describe() + (f" with {optimizer.describe()}" if optimizer else ""),
             "test_loss": statistics.fmean(t["loss"] for t in tests),
             "test_accuracy": statistics.fmean(t["accuracy"] for t in tests) if data.classification else None}
-
-
-def _ms(xs: list[float]) -> str:
-    return f"{statistics.fmean(xs):.4f} +- {statistics.stdev(xs) if len(xs) > 1 else 0.0:.4f}"
 
 
 def summarise(runs: list[dict], budget: float, wall: float, command: str) -> str:
@@ -97,9 +89,9 @@ def summarise(runs: list[dict], budget: float, wall: float, command: str) -> str
             paired = "-" if arm == "schedule" or not diffs else f"{statistics.fmean(diffs):+.4f}"
             wins = "-" if arm == "schedule" or not diffs else f"{sum(d < 0 for d in diffs)}/{len(diffs)}"
             acc = [r["test_accuracy"] for r in rows if r["test_accuracy"] is not None]
-            lines.append(f"| {name} | {arm} | {_ms([r['final_best'] for r in rows])} | "
-                         f"{_ms([r['test_loss'] for r in rows])} | {_ms(acc) if acc else '-'} | {paired} | {wins} | "
-                         f"{statistics.fmean(r['search_seconds'] for r in rows):.0f} |")
+            lines.append(f"| {name} | {arm} | {mean_std([r['final_best'] for r in rows])} | "
+                         f"{mean_std([r['test_loss'] for r in rows])} | {mean_std(acc) if acc else '-'} | {paired} | "
+                         f"{wins} | {statistics.fmean(r['search_seconds'] for r in rows):.0f} |")
     lines += ["", "Best per search:", ""]
     lines += [f"- {r['task']} {r['arm']} seed {r['seed']}: {r['describe']} (val {r['final_best']:.4f}, "
               f"test {r['test_loss']:.4f})" for r in runs]
@@ -117,29 +109,26 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     names = args.tasks.split(",")[:1] if args.quick else args.tasks.split(",")
     arms = [a for a in args.arms.split(",") if a]
-    if set(arms) - set(ARMS) or set(names) - set(bs.SETUP):
-        raise SystemExit(f"arms must be among {ARMS} and tasks among {list(bs.SETUP)}")
+    if set(arms) - set(ARMS) or set(names) - set(SETUP):
+        raise SystemExit(f"arms must be among {ARMS} and tasks among {list(SETUP)}")
     budget = args.budget if args.budget is not None else (4.0 if args.quick else 16.0)
     seeds = 1 if args.quick else args.seeds
     jobs = [(n, a, s, budget) for n in names for s in range(seeds) for a in arms]
-    jobs.sort(key=lambda j: -bs.SETUP[j[0]][2])  # the slow task first: better packing
+    jobs.sort(key=lambda j: -SETUP[j[0]][2])  # the slow task first: better packing
     t0 = time.perf_counter()
     runs = []
-    with ProcessPoolExecutor(max(1, args.workers)) as pool:
-        for row in pool.map(run_one, jobs):
-            runs.append(row)
-            print(f"[{len(runs)}/{len(jobs)} {time.perf_counter() - t0:4.0f}s] {row['task']} {row['arm']} seed "
-                  f"{row['seed']}: val {row['final_best']:.4f}, test {row['test_loss']:.4f}: {row['describe']}",
-                  flush=True)
+    for row in harness.pool_map(run_one, jobs, max(1, args.workers)):
+        runs.append(row)
+        print(f"[{len(runs)}/{len(jobs)} {time.perf_counter() - t0:4.0f}s] {row['task']} {row['arm']} seed "
+              f"{row['seed']}: val {row['final_best']:.4f}, test {row['test_loss']:.4f}: {row['describe']}",
+              flush=True)
     runs.sort(key=lambda r: (names.index(r["task"]), r["seed"], ARMS.index(r["arm"])))
-    command = "python studies/bench_space.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = harness.command(__file__, argv)
     text = summarise(runs, budget, time.perf_counter() - t0, command.strip())
     print(text)
     if not args.quick:
-        OUT.mkdir(exist_ok=True)
-        (OUT / "bench_space.json").write_text(json.dumps({"command": command, "runs": runs}, indent=1) + "\n")
-        (OUT / "bench_space.md").write_text("# bench_space: the optimizer and the averaging tail in the search\n\n"
-                                            + text + "\n")
+        harness.write("bench_space", "# bench_space: the optimizer and the averaging tail in the search\n\n"
+                      + text + "\n", {"command": command, "runs": runs}, json_end="\n")
 
 
 if __name__ == "__main__":

@@ -25,8 +25,6 @@ Run: ``python studies/bench_tail.py --workers 2`` (writes ``studies/results/benc
 from __future__ import annotations
 
 import argparse
-import functools
-import json
 import math
 import statistics
 import sys
@@ -38,11 +36,10 @@ import torch
 import lrsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import tasks as task_zoo  # noqa: E402
-from runner import Runner  # noqa: E402
+import harness  # noqa: E402
+from harness import mean_std  # noqa: E402
 
 
-OUT = Path(__file__).resolve().parent / "results"
 # task: (epochs, optimizer, {family: best full-length peak LR from bench_lr_shift.md})
 SETUP = {
     "mnist1d-mlp": (9, "sgd", {"cosine": 0.43, "wsd": 0.205, "constant": 0.129}),
@@ -64,18 +61,11 @@ def schedule_of(task: str, family: str, arm: str) -> lrsearch.Schedule:
     return lrsearch.Schedule(family, lr=lr, params=PARAMS[family], warmup={"frac": 0.05}, tail=ARMS[arm])
 
 
-@functools.lru_cache(maxsize=None)
-def _data(name: str) -> task_zoo.TaskData:
-    return task_zoo.TASKS[name]()
-
-
 def run_one(job: tuple) -> dict:
     name, family, arm, seed = job
-    data = _data(name)
+    data = harness.load(name)
     epochs, optimizer, _ = SETUP[name]
-    task = lrsearch.Task(data.model_fn, (data.x_train, data.y_train), (data.x_val, data.y_val), data.loss_fn,
-                         epochs=epochs, batch_size=data.batch_size, device="cpu", threads=1,
-                         optimizer_fn=lambda params: task_zoo.optimizer_for(optimizer, params))
+    task = harness.task_of(data, epochs, optimizer, threads=1)
     start = time.perf_counter()
     result = lrsearch.train(task, schedule_of(name, family, arm), seed=seed)
     model = result.model.eval()
@@ -94,10 +84,6 @@ def _key(job: tuple) -> str:
 
 def _row_key(row: dict) -> str:
     return _key((row["task"], row["family"], row["arm"], row["seed"]))
-
-
-def _mean_std(xs: list[float]) -> str:
-    return f"{statistics.mean(xs):.4f} +- {statistics.stdev(xs) if len(xs) > 1 else 0.0:.4f}"
 
 
 def _paired(tail: list[float], none: list[float]) -> dict:
@@ -131,7 +117,7 @@ def summarise(rows: list[dict], names: list[str], seeds: list[int], command: str
             cells = []
             for arm in ARMS:
                 vals = [by[(task, family, arm, s)]["val"] for s in seeds if (task, family, arm, s) in by]
-                cells.append(_mean_std(vals) if vals else "-")
+                cells.append(mean_std(vals) if vals else "-")
             lines.append(f"| {task} | {family} ({lr:g}) | " + " | ".join(cells) + " |")
     lines += ["", "## Paired difference tail - none (negative: the tail helps)", "",
               "Mean +- std of the per-seed difference in final validation loss, seeds where the tail was "
@@ -184,22 +170,20 @@ def main(argv: list[str] | None = None) -> None:
     seeds = list(range(2 if args.quick else args.seeds))
     jobs = [(n, f, a, s) for n in names for f in SETUP[n][2] for a in ARMS for s in seeds]
     start = time.perf_counter()
-    runner = Runner(run_one, _key, _row_key, args.workers, args.cache)
+    runner = harness.Runner(run_one, _key, _row_key, args.workers, args.cache)
     try:
         runner.run(jobs)
     finally:
         runner.close()
     rows = [runner.row(j) for j in jobs]
-    command = "python studies/bench_tail.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = harness.command(__file__, argv)
     wall = time.perf_counter() - start
     text, summary = summarise(rows, names, seeds, command.strip(), wall)
     print(text)
     if not args.quick:
-        OUT.mkdir(exist_ok=True)
-        (OUT / "bench_tail.md").write_text(text)
         out = {"command": command.strip(), "wall_s": wall, "seeds": seeds, "setup": SETUP, "arms": ARMS,
                "params": PARAMS, "summary": summary, "runs": rows}
-        (OUT / "bench_tail.json").write_text(json.dumps(out, indent=1) + "\n")
+        harness.write("bench_tail", text, out, json_end="\n")
 
 
 if __name__ == "__main__":

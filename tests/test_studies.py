@@ -50,6 +50,12 @@ def test_studies_import_only_public_names(path: Path) -> None:
             assert node.attr in lrsearch.__all__, f"{path.name}: lrsearch.{node.attr}"
 
 
+def test_no_study_file_over_320_lines() -> None:
+    """Like the package: the benchmarks share harness.py instead of growing copies of it."""
+    sizes = {p.name: len(p.read_text().splitlines()) for p in STUDIES.glob("*.py")}
+    assert max(sizes.values()) <= 320, sizes
+
+
 @pytest.mark.parametrize("name", ["mnist1d_schedules", "digits_schedules", "regression_schedules"])
 def test_example_studies_run_tiny(name: str, tmp_path, monkeypatch, capsys) -> None:
     import importlib

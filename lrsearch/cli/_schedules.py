@@ -11,7 +11,7 @@ from lrsearch import __version__
 from lrsearch.schedules import Schedule
 from lrsearch.schedules import families
 from lrsearch.schedules import get_family
-from lrsearch.schedules._specdata import plain
+from lrsearch.schedules import plain
 
 
 def _key_values(pairs: list[str], option: str) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def _cmd_families(args: argparse.Namespace) -> int:
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
-    from lrsearch.reports._plots import plot_schedules
+    from lrsearch.reports import plot_schedules
 
     schedule = _schedule_from_args(args)
     print(json.dumps(schedule.to_dict(), indent=2, ensure_ascii=False))
@@ -94,7 +94,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def _cmd_gallery(args: argparse.Namespace) -> int:
-    from lrsearch.reports._plots import plot_family_gallery
+    from lrsearch.reports import plot_family_gallery
 
     print(f"lrsearch {__version__}: {len(families())} schedule families\n")
     print(_families_table())

@@ -16,8 +16,8 @@ def _storage_arg(value: str | None, default_study: str, suffix: str = ".db") -> 
     ``.db`` path becomes ``sqlite:///path`` (what optuna-dashboard reads too)."""
     import os
 
-    from lrsearch.search.storage._defaults import sqlite_path
-    from lrsearch.search.storage._defaults import check_file_name
+    from lrsearch.search.storage import sqlite_path
+    from lrsearch.search.storage import check_file_name
 
     value = value or os.environ.get(STORAGE_ENV) or f"studies/{check_file_name(default_study, '--study')}{suffix}"
     return sqlite_path(value) if "://" not in value and value.endswith(".db") else value
@@ -25,7 +25,7 @@ def _storage_arg(value: str | None, default_study: str, suffix: str = ".db") -> 
 
 def _safe(storage: str) -> str:
     """The storage for printing: never a password in full."""
-    from lrsearch.search.storage._defaults import masked
+    from lrsearch.search.storage import masked
 
     return masked(storage)
 
@@ -33,8 +33,8 @@ def _safe(storage: str) -> str:
 def _load(storage: str, study: str | None):  # noqa: ANN202
     import optuna
 
-    from lrsearch.search.storage._defaults import check_exists
-    from lrsearch.search.storage._defaults import resolve_storage
+    from lrsearch.search.storage import check_exists
+    from lrsearch.search.storage import resolve_storage
 
     store = resolve_storage(check_exists(storage), study or "lrsearch", heartbeat_interval=None)
     names = optuna.get_all_study_names(store)
@@ -69,7 +69,7 @@ def _write_transfer(result, out: Path, name: str, steps: int) -> None:  # noqa: 
 
 
 def _write_report(result, out: Path, name: str, k: int, target_steps: int | None = None) -> None:  # noqa: ANN001
-    from lrsearch.search.storage._defaults import file_stem
+    from lrsearch.search.storage import file_stem
 
     name = file_stem(name)  # a study name never chooses a folder: "/x/y" or "../z" become plain stems
     out.mkdir(parents=True, exist_ok=True)
@@ -94,8 +94,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import lrsearch
     from lrsearch.cli._demo import mnist1d_task
 
-    from lrsearch.reports._dashboard import artifact_dir_for
-    from lrsearch.search.storage._defaults import check_file_name
+    from lrsearch.reports import artifact_dir_for
+    from lrsearch.search.storage import check_file_name
 
     check_file_name(args.study, "--study")  # before anything is written under its name
     storage = _storage_arg(args.storage, args.study)
@@ -218,9 +218,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
-    from lrsearch.reports._dashboard import dashboard_artifact_store
-    from lrsearch.search.storage._defaults import check_exists
-    from lrsearch.search.storage._defaults import resolve_storage
+    from lrsearch.reports import dashboard_artifact_store
+    from lrsearch.search.storage import check_exists
+    from lrsearch.search.storage import resolve_storage
 
     storage = check_exists(_storage_arg(args.storage, "demo"))
     if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -52,6 +52,6 @@ def averager_for(scheduler: Any, module: Any, bn_inputs: Any) -> Any:
     """The averaged model of the scheduler's schedule's tail (SWA or EMA) over the trial's run, kept
     on ``module``; ``None`` when the schedule has no tail. ``bn_inputs()`` gives the input batches
     ``update_bn`` runs on (an SWA of a model with BatchNorm)."""
-    from lrsearch.training._averaging import Averager
+    from lrsearch.training import Averager
 
     return Averager.of(scheduler.schedule, module, scheduler.total_steps, bn_inputs)

@@ -34,8 +34,8 @@ from typing import Any
 import optuna
 import torch
 
-from lrsearch.training._data import to_device
-from lrsearch.training._data import unpack
+from lrsearch.training import to_device
+from lrsearch.training import unpack
 from lrsearch.integrations import averager_for
 from lrsearch.integrations import build_for_trial
 from lrsearch.integrations import require
@@ -209,7 +209,7 @@ def lr_find(module: Any, train_dataloaders: Iterable[Any], **kwargs: Any) -> Any
         >>> result = lr_find(MyModule(), train_loader, verbose=False)
         >>> result.search_range()
     """
-    from lrsearch.rangetest._lr_find import lr_find as _lr_find
+    from lrsearch.rangetest import lr_find as _lr_find
 
     if not isinstance(module, _pl.LightningModule):
         raise ValueError(f"module must be a lightning.pytorch.LightningModule but got {type(module).__name__}.")

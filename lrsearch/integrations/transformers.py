@@ -34,7 +34,7 @@ from typing import Any
 import optuna
 import torch
 
-from lrsearch.training._data import to_device
+from lrsearch.training import to_device
 from lrsearch.integrations import averager_for
 from lrsearch.integrations import build_for_trial
 from lrsearch.integrations import require

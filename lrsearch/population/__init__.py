@@ -9,6 +9,7 @@ from lrsearch.population._members import MemberResult
 from lrsearch.population._members import PopulationWarning
 from lrsearch.population._optim import FlatOptimizer
 from lrsearch.population._optim import NotStackable
+from lrsearch.population._runner import check_population
 from lrsearch.population._runner import population_plan
 from lrsearch.population._runner import train_population
 from lrsearch.population._stack import MAX_POPULATION

@@ -17,12 +17,12 @@ from typing import Any
 import torch
 
 from lrsearch._checks import check_int
-from lrsearch.training._loop import Task
-from lrsearch.training._loop import TrainResult
-from lrsearch.training._data import length_of
-from lrsearch.training._loop import _tensor_pair
-from lrsearch.training._loop import new_run
-from lrsearch.training._loop import train
+from lrsearch.training import Task
+from lrsearch.training import TrainResult
+from lrsearch.training import length_of
+from lrsearch.training import tensor_pair
+from lrsearch.training import new_run
+from lrsearch.training import train
 from lrsearch.schedules import Schedule
 
 
@@ -72,7 +72,7 @@ _SUPPORTED = {"model_fn", "train_data", "val_data", "loss_fn", "metric", "epochs
 
 def task_reason(task: Task) -> str | None:
     """Why ``task`` cannot be trained as a population (before looking at its model), or ``None``."""
-    if not _tensor_pair(task.train_data):
+    if not tensor_pair(task.train_data):
         stream = " (a stream without a length)" if length_of(task.train_data) is None else ""
         return (f"train_data must be (inputs, targets) tensors to batch members' data orders, "
                 f"not {type(task.train_data).__name__}{stream}")

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch.func import vmap
 
-from lrsearch.training._data import shuffle_order
-from lrsearch.training._data import to_device
-from lrsearch.training._data import unpack
-from lrsearch.training._threads import training_threads
-from lrsearch.training._loop import Task
+from lrsearch.training import shuffle_order
+from lrsearch.training import to_device
+from lrsearch.training import unpack
+from lrsearch.training import training_threads
+from lrsearch.training import Task
 from lrsearch.population._batched import member_losses
 from lrsearch.population._members import Member
 from lrsearch.population._members import MemberResult

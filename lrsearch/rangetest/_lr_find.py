@@ -27,13 +27,13 @@ from tqdm.auto import tqdm
 from lrsearch._checks import check_choice
 from lrsearch._checks import check_float
 from lrsearch._checks import check_int
-from lrsearch.training._data import cycle
-from lrsearch.training._data import eval_mean
-from lrsearch.training._data import to_device
-from lrsearch.training._data import unpack
+from lrsearch.training import cycle
+from lrsearch.training import eval_mean
+from lrsearch.training import to_device
+from lrsearch.training import unpack
 from lrsearch.rangetest._result import RangeTestResult
 from lrsearch.rangetest._snapshot import Snapshot
-from lrsearch.training._scheduler import scales_of
+from lrsearch.training import scales_of
 
 
 class RangeTestWarning(UserWarning):

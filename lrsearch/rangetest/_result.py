@@ -260,7 +260,7 @@ class RangeTestResult:
 
     def plot(self, ax: Axes | None = None, *, suggestions: bool = True, show_range: bool = True) -> Figure:
         """Loss against LR (log axis) with the suggestions and the search range marked."""
-        from lrsearch.reports._plots import plot_range_test
+        from lrsearch.reports import plot_range_test
 
         return plot_range_test(self, ax=ax, suggestions=suggestions, show_range=show_range)
 

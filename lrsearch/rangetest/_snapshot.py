@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from lrsearch._checks import check_choice
-from lrsearch.training._data import TensorBatches
+from lrsearch.training import TensorBatches
 
 
 def _to_cpu(obj: Any) -> Any:

@@ -1,4 +1,7 @@
-"""What optuna-dashboard shows of a study, and where it finds the artifacts.
+"""What optuna-dashboard shows of a study: the metric's name, figures, notes and artifacts.
+
+``DashboardRecorder`` is the search's recorder that writes all of it as the study runs; the entry
+point ``lrsearch.optimize`` hands it to the search.
 
 On the study page: the metric's name (``name_metric``), three plotly figures (the top LR curves
 overlaid over the fraction of the run, the best value per family, value against peak LR by
@@ -7,9 +10,7 @@ family), a note with the table of the top schedules, and the range test as artif
 finished trial: a note (family, value, why it stopped, the indented spec) and, for a full-length
 run, its LR curve as ``lr_schedule.png``.
 
-Artifacts live in a folder whose absolute path the study records as the user attr
-``artifact_dir`` (the first one given wins), so ``lrsearch dashboard <storage>`` serves them from
-any working directory (``dashboard_artifact_store``).
+Where the artifacts live: ``_artifacts``.
 """
 
 from __future__ import annotations
@@ -22,100 +23,21 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import BinaryIO
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore
 from optuna.artifacts import get_all_artifact_meta
 from optuna.artifacts import upload_artifact
-from optuna.artifacts.exceptions import ArtifactNotFound
 
-from lrsearch.rangetest._result import RangeTestResult
+from lrsearch.rangetest import RangeTestResult
+from lrsearch.reports._artifacts import artifact_store
+from lrsearch.reports._artifacts import study_artifact_dir
+from lrsearch.search import Recorder
 
 
 if TYPE_CHECKING:
-    from lrsearch.search._result import SearchResult
+    from lrsearch.search import SearchResult
 
-ARTIFACT_DIR = "artifact_dir"  # the study user attr holding the absolute artifact folder
 FIGURES = ("lrsearch-top-schedules", "lrsearch-best-per-family", "lrsearch-value-vs-lr")
-
-
-def artifact_store(folder: str) -> FileSystemArtifactStore:
-    """A file-system artifact store at ``folder`` made absolute (and created)."""
-    folder = os.path.abspath(folder)
-    os.makedirs(folder, exist_ok=True)
-    return FileSystemArtifactStore(folder)
-
-
-def study_artifact_dir(study: optuna.Study, folder: str) -> str:
-    """The study's artifact folder: the one it recorded, else ``folder`` made absolute, recorded now.
-
-    A recorded folder missing on this machine (another host's) is left recorded; this process then
-    writes to ``folder``.
-    """
-    path = os.path.abspath(folder)
-    recorded = study.user_attrs.get(ARTIFACT_DIR)
-    if isinstance(recorded, str) and (os.path.isdir(recorded) or recorded == path):
-        return recorded
-    if recorded is None:
-        study.set_user_attr(ARTIFACT_DIR, path)
-    return path
-
-
-def _recorded_dirs(storage: Any) -> list[str]:
-    if isinstance(storage, str):
-        from lrsearch.search.storage._defaults import resolve_storage
-
-        storage = resolve_storage(storage, "lrsearch", heartbeat_interval=None)
-    dirs = []
-    for summary in optuna.get_all_study_summaries(storage):
-        path = summary.user_attrs.get(ARTIFACT_DIR)
-        if isinstance(path, str) and os.path.isdir(path) and path not in dirs:
-            dirs.append(path)
-    return dirs
-
-
-def artifact_dir_for(study_or_storage: Any, default: str = "studies/artifacts") -> str:
-    """Where a study's (or a storage's first study's) artifacts are: the recorded absolute folder
-    when it exists here, else ``default`` made absolute."""
-    if isinstance(study_or_storage, optuna.Study):
-        recorded = study_or_storage.user_attrs.get(ARTIFACT_DIR)
-        dirs = [recorded] if isinstance(recorded, str) and os.path.isdir(recorded) else []
-    else:
-        dirs = _recorded_dirs(study_or_storage)
-    return dirs[0] if dirs else os.path.abspath(default)
-
-
-class _Folders:
-    """An artifact store reading from several folders (the first that holds an id), writing to the
-    first: one dashboard serves every study of a storage, whichever folder each recorded."""
-
-    def __init__(self, folders: list[str]) -> None:
-        self.stores = [artifact_store(f) for f in folders]
-
-    def open_reader(self, artifact_id: str) -> BinaryIO:
-        for store in self.stores:
-            try:
-                return store.open_reader(artifact_id)
-            except ArtifactNotFound:
-                continue
-        raise ArtifactNotFound(f"artifact {artifact_id} is in none of the artifact folders.")
-
-    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
-        self.stores[0].write(artifact_id, content_body)
-
-    def remove(self, artifact_id: str) -> None:
-        for store in self.stores:
-            store.remove(artifact_id)
-
-
-def dashboard_artifact_store(storage: Any, default: str = "studies/artifacts") -> Any:
-    """The artifact store for optuna-dashboard on ``storage`` (a URL, path or storage object):
-    every folder its studies recorded, then ``default`` (made absolute)."""
-    folders = _recorded_dirs(storage)
-    if os.path.abspath(default) not in folders:
-        folders.append(os.path.abspath(default))
-    return _Folders(folders) if len(folders) > 1 else artifact_store(folders[0])
 
 
 def metric_name(task_or_name: Any = None) -> str:
@@ -166,7 +88,7 @@ def upload_trial_curve(trial: optuna.trial.Trial, folder: str) -> None:
     if not isinstance(spec, dict):
         return
     try:
-        from lrsearch.reports import trial_curve
+        from lrsearch.reports._figures import trial_curve
         from lrsearch.schedules import Schedule
 
         schedule = Schedule.from_dict(spec)
@@ -218,8 +140,8 @@ def _save_notes(study: optuna.Study, metric: str) -> None:
     """A note on every finished trial; unchanged notes are not written again."""
     from optuna_dashboard import save_note
 
-    from lrsearch.reports import trial_note
     from lrsearch.reports._notes import promotions
+    from lrsearch.reports._notes import trial_note
 
     try:
         from optuna_dashboard._note import get_note_from_system_attrs
@@ -247,9 +169,9 @@ def _save_figures(study: optuna.Study, metric: str) -> bool:
     except ImportError:
         return False
 
-    from lrsearch.reports import best_per_family
-    from lrsearch.reports import top_schedules
-    from lrsearch.reports import value_against_lr
+    from lrsearch.reports._figures import best_per_family
+    from lrsearch.reports._figures import top_schedules
+    from lrsearch.reports._figures import value_against_lr
 
     trials = study.get_trials(deepcopy=False)
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -287,3 +209,32 @@ def publish_study(result: SearchResult, folder: str) -> None:
             f"## Best spec\n\n```json\n{json.dumps(best.to_dict(), indent=2)}\n```\n"
             "Rebuild it for any run length: `Schedule.from_json(spec).build(optimizer, total_steps)`."]
     save_note(study, "\n".join(note))
+
+
+class DashboardRecorder(Recorder):
+    """The search's recorder for optuna-dashboard: the metric's name and the range test when the study
+    starts, the LR curve of each trial that trained a full-length run, the notes and figures at the end.
+
+    Args:
+        folder: Where the artifacts go (made absolute, recorded by the study); ``None`` writes no
+            artifacts: the range test's whole data is then kept in the study's user attrs.
+    """
+
+    def __init__(self, folder: str | None = "studies/artifacts") -> None:
+        if folder is not None and not isinstance(folder, (str, os.PathLike)):
+            raise ValueError(f"artifacts must be a folder path or None but got {type(folder).__name__}.")
+        self.folder = None if folder is None else os.fspath(folder)
+
+    def started(self, study: optuna.Study, task: Any, range_test: RangeTestResult | None) -> None:
+        name_metric(study, task)  # the dashboard shows "val_loss", not "Objective 0"
+        if range_test is not None:
+            record_range_test(study, range_test, self.folder)  # data and plot as artifacts, a summary as an attr
+
+    def trained(self, trial: optuna.trial.Trial) -> None:
+        full = trial.user_attrs.get("full_steps")
+        if self.folder is not None and full is not None and trial.user_attrs.get("run_steps") == full:
+            upload_trial_curve(trial, self.folder)
+
+    def finished(self, result: SearchResult) -> None:
+        if self.folder is not None:
+            publish_study(result, self.folder)

@@ -21,7 +21,7 @@ _State = optuna.trial.TrialState
 
 def _run(attrs: Mapping[str, Any]) -> tuple[float, str]:
     """``(fraction of the full run, words)`` from the ``run_steps``/``full_steps`` user attrs."""
-    from lrsearch.search._result import run_label
+    from lrsearch.search import run_label
 
     run, full = attrs.get("run_steps"), attrs.get("full_steps")
     if not (isinstance(run, int) and isinstance(full, int) and full > 0):

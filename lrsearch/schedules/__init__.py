@@ -26,6 +26,10 @@ from lrsearch.schedules._registry import Family
 from lrsearch.schedules._registry import families
 from lrsearch.schedules._registry import get_family
 from lrsearch.schedules._spec import Schedule
+from lrsearch.schedules._specdata import plain
+from lrsearch.schedules._tail import is_update_step
+from lrsearch.schedules._tail import tail_every
+from lrsearch.schedules._tail import tail_start
 from lrsearch.schedules._warmup import WARMUP_PARAMS
 
 

@@ -46,7 +46,7 @@ from lrsearch.schedules._warmup import warmup_to_dict
 if TYPE_CHECKING:
     import torch
 
-    from lrsearch.training._scheduler import ScheduleLR
+    from lrsearch.training import ScheduleLR
 
 
 SPEC_VERSION = 1
@@ -268,7 +268,7 @@ class Schedule:
         self, optimizer: torch.optim.Optimizer, total_steps: int, **kwargs: Any
     ) -> ScheduleLR:
         """A torch LR scheduler driving ``optimizer``, stepped once per optimizer step."""
-        from lrsearch.training._scheduler import ScheduleLR
+        from lrsearch.training import ScheduleLR
 
         return ScheduleLR(optimizer, self, total_steps, **kwargs)
 

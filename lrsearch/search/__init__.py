@@ -1,18 +1,21 @@
-"""The search: a schedule search space, seeding from a range test, plateau-wired pruning."""
+"""The search: a schedule search space, seeding from a range test, rungs over run length, pruning,
+``optimize`` and its ``SearchResult``; pruners in ``search/pruners/``, storages in ``search/storage/``."""
 
 from lrsearch.search._fidelity import DEFAULT_BUDGET
 from lrsearch.search._fidelity import Rungs
 from lrsearch.search._fidelity import run_length
-from lrsearch.search.pruners._forecast import ForecastPruner
-from lrsearch.search._optimize import optimize
-from lrsearch.search.pruners._plateau import PlateauPruner
-from lrsearch.search.pruners._plateau import report
-from lrsearch.search._result import SearchResult
 from lrsearch.search._optim_space import OptimizerSpace
+from lrsearch.search._optimize import optimize
+from lrsearch.search._recorder import Recorder
+from lrsearch.search._result import SearchResult
+from lrsearch.search._result import run_label
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule
+from lrsearch.search.pruners import ForecastPruner
+from lrsearch.search.pruners import PlateauPruner
+from lrsearch.search.pruners import report
 
 
-__all__ = ["DEFAULT_BUDGET", "ForecastPruner", "OptimizerSpace", "PlateauPruner", "Rungs", "run_length", "SearchResult",
-           "SearchSpace", "optimize", "report", "suggest_optimizer", "suggest_schedule"]
+__all__ = ["DEFAULT_BUDGET", "ForecastPruner", "OptimizerSpace", "PlateauPruner", "Recorder", "Rungs", "SearchResult",
+           "SearchSpace", "optimize", "report", "run_length", "suggest_optimizer", "suggest_schedule"]

@@ -21,7 +21,7 @@ from lrsearch._checks import check_range
 from lrsearch._checks import show
 from lrsearch.optim import OPTIMIZERS
 from lrsearch.optim import OptimizerSpec
-from lrsearch.optim._groups import OTHERS
+from lrsearch.optim import OTHERS
 
 
 class OptimizerSpace:

@@ -26,40 +26,40 @@ import optuna
 
 from lrsearch._checks import check_choice
 from lrsearch._checks import check_int
-from lrsearch.rangetest._result import RangeTestResult
-from lrsearch.training._loop import Task
-from lrsearch.training._loop import train
-from lrsearch.reports._dashboard import name_metric
-from lrsearch.reports._dashboard import record_range_test
+from lrsearch.rangetest import RangeTestResult
+from lrsearch.training import Task
+from lrsearch.training import train
 from lrsearch.search._fidelity import DEFAULT_BUDGET
 from lrsearch.search._fidelity import FULL_ONLY
 from lrsearch.search._fidelity import SEED_SHARE
 from lrsearch.search._fidelity import Budget
 from lrsearch.search._fidelity import Rungs
 from lrsearch.search._fidelity import run_length
-from lrsearch.search.pruners._forecast import ForecastPruner
+from lrsearch.search.pruners import ForecastPruner
 from lrsearch.search._population import check_population
 from lrsearch.search._population import plan_evals
 from lrsearch.search._population import optimize_population
-from lrsearch.search.pruners._plateau import report
+from lrsearch.search._recorder import Recorder
+from lrsearch.search.pruners import report
 from lrsearch.search._result import SearchResult
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import _current
 from lrsearch.search._space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule
 from lrsearch.search._optim_space import check_groups_cover
-from lrsearch.search.storage._liveness import owner
+from lrsearch.search.storage import owner
 from lrsearch.search._recovery import recover
 from lrsearch.search._seeds import SEED_ORDER
 from lrsearch.search._seeds import duplicate_of
 from lrsearch.search._seeds import enqueue_seeds
 from lrsearch.search._seeds import seeded
+from lrsearch.search._settings import Settings
 from lrsearch.search._session import Interrupt
 from lrsearch.search._session import Progress
-from lrsearch.search.storage._defaults import HEARTBEAT_INTERVAL
-from lrsearch.search.storage._defaults import is_sqlite
-from lrsearch.search.storage._defaults import resolve_storage
-from lrsearch.search.storage._defaults import single_process
+from lrsearch.search.storage import HEARTBEAT_INTERVAL
+from lrsearch.search.storage import is_sqlite
+from lrsearch.search.storage import resolve_storage
+from lrsearch.search.storage import single_process
 
 
 def default_sampler(seed: int) -> optuna.samplers.BaseSampler:
@@ -105,7 +105,7 @@ def optimize(
     show_progress_bar: bool | None = None,
     catch: tuple[type[Exception], ...] = (),
     seed: int = 0,
-    artifacts: str | None = "studies/artifacts",
+    recorder: Recorder | None = None,
     heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
     seed_families: Sequence[str] | None = None,
     population: int | str | None = None,
@@ -155,8 +155,10 @@ def optimize(
         show_progress_bar: A bar on stderr (trials, budget spent, best value and family);
             ``None`` (default): shown when stderr is a terminal.
         seed: Seeds the default sampler and the reference loop.
-        artifacts: Folder for optuna-dashboard artifacts (the LR curve of each trial that completes
-            a full-length run, the range-test plot); ``None`` to skip them.
+        recorder: What records the study as it runs (a ``Recorder``: the metric's name, the range
+            test, each trained trial, the end); ``None`` records nothing. ``lrsearch.optimize``,
+            the entry point, hands in the dashboard's (``lrsearch.reports.DashboardRecorder``)
+            writing to its ``artifacts`` folder.
         seed_families: Which families get a seed trial (default: every family in the space).
         heartbeat_interval: Seconds between heartbeats of a running trial on an RDB storage (URL or
             ``.db``); a trial silent for 3 intervals (a killed process) is marked FAIL and retried
@@ -194,6 +196,8 @@ def optimize(
     if rungs is not None and not isinstance(rungs, Rungs):
         raise ValueError(f"rungs must be a lrsearch.Rungs or None but got {rungs!r}.")
     rungs = rungs or FULL_ONLY
+    if recorder is not None and not isinstance(recorder, Recorder):
+        raise ValueError(f"recorder must be a lrsearch.search.Recorder or None but got {type(recorder).__name__}.")
     if seed_from is not None and not isinstance(seed_from, RangeTestResult):
         raise ValueError(f"seed_from must be a RangeTestResult but got {type(seed_from).__name__}.")
     storage = resolve_storage(storage, study_name, heartbeat_interval=heartbeat_interval,
@@ -212,29 +216,30 @@ def optimize(
         if seed_families is not None and not set(seed_families) <= set(space.families):
             raise ValueError(f"seed_families must be families of the space ({', '.join(space.families)}) "
                              f"but got {list(seed_families)!r}.")
+    settings = Settings(objective, task, storage, study_name, direction, space, rungs, recorder or Recorder(),
+                        seed=seed, seed_from=seed_from, seed_families=seed_families, budget=budget,
+                        n_trials=n_trials, timeout=timeout, sampler=sampler, pruner=pruner, n_jobs=n_jobs,
+                        callbacks=tuple(callbacks or ()), show_progress_bar=show_progress_bar, catch=catch,
+                        population=population)
     with single_process(storage):
-        return _run(objective, task, storage, study_name, direction, space, seed_from, seed_families, budget,
-                    rungs, n_trials, timeout, sampler, pruner, n_jobs, callbacks, show_progress_bar, catch, seed,
-                    artifacts, population)
+        return _run(settings)
 
 
-def _run(objective, task, storage, study_name, direction, space, seed_from, seed_families, budget,  # noqa: ANN001,ANN202
-         rungs, n_trials, timeout, sampler, pruner, n_jobs, callbacks, show_progress_bar, catch, seed, artifacts,
-         population=None):
-    study = optuna.create_study(storage=storage, sampler=sampler or default_sampler(seed),
-                                pruner=pruner or ForecastPruner(), study_name=study_name,
-                                direction=direction, load_if_exists=True)
-    if study.direction.name.lower() != direction:
+def _run(s: Settings) -> SearchResult:
+    task, space, rungs, budget, seed_from, recorder = s.task, s.space, s.rungs, s.budget, s.seed_from, s.recorder
+    study = optuna.create_study(storage=s.storage, sampler=s.sampler or default_sampler(s.seed),
+                                pruner=s.pruner or ForecastPruner(), study_name=s.study_name,
+                                direction=s.direction, load_if_exists=True)
+    if study.direction.name.lower() != s.direction:
         raise ValueError(f"direction must match the stored study's ({study.direction.name.lower()}) "
-                         f"but got {direction!r}.")
-    name_metric(study, task)  # the dashboard shows "val_loss", not "Objective 0"
+                         f"but got {s.direction!r}.")
     study.set_user_attr("search_space", space.describe())
     study.set_user_attr("rungs", rungs.describe())
     if task is not None:
         study.set_user_attr("full_steps", task.full_steps())
+    recorder.started(study, task, seed_from)  # the dashboard: the metric's name, the range test
     if seed_from is not None:
-        record_range_test(study, seed_from, artifacts)  # data and plot as artifacts, a summary as an attr
-        families = list(seed_families) if seed_families is not None else sorted(
+        families = list(s.seed_families) if s.seed_families is not None else sorted(
             space.families, key=lambda f: SEED_ORDER.index(f) if f in SEED_ORDER else len(SEED_ORDER))
         if budget is not None:
             families = families[:max(1, int(SEED_SHARE * budget / rungs.fractions[0] + 1e-9))]
@@ -244,8 +249,8 @@ def _run(objective, task, storage, study_name, direction, space, seed_from, seed
     recover(study)  # stale RUNNING trials of killed processes, seeds owed an attempt
     if "seed_plan" in study.user_attrs:
         study.set_user_attr("seeds_enqueued", len(seeded(study.get_trials(deepcopy=False))))
-    run = objective if objective is not None else task_objective(task, seed)  # type: ignore[arg-type]
-    keeper = Budget(rungs, budget, n_trials)
+    run = s.objective if s.objective is not None else task_objective(task, s.seed)  # type: ignore[arg-type]
+    keeper = Budget(rungs, budget, s.n_trials)
 
     def wrapped(trial: optuna.trial.Trial) -> float:
         trial.set_user_attr("owner", {**owner(), "trial": trial.number})
@@ -269,31 +274,24 @@ def _run(objective, task, storage, study_name, direction, space, seed_from, seed
             raise
         finally:
             _current.reset(token)
-        full = trial.user_attrs.get("full_steps")
-        if artifacts is not None and full is not None and trial.user_attrs.get("run_steps") == full:
-            from lrsearch.reports._dashboard import upload_trial_curve
-
-            upload_trial_curve(trial, artifacts)  # while the trial still runs: finished ones take none
+        recorder.trained(trial)  # while the trial still runs: finished ones take no artifacts
         return value
 
-    if n_trials == 0:  # prepare only: the study exists, seeds are enqueued, workers may join
+    if s.n_trials == 0:  # prepare only: the study exists, seeds are enqueued, workers may join
         return SearchResult(study, space)
     if keeper.step(study):  # a resumed study: promotions still owed; a spent budget runs nothing
         return SearchResult(study, space)
-    with Interrupt() as interrupt, Progress(keeper.budget, n_trials, show_progress_bar) as progress:
-        every = [lambda s, _: recover(s), keeper, interrupt, progress, *(callbacks or [])]
+    with Interrupt() as interrupt, Progress(keeper.budget, s.n_trials, s.show_progress_bar) as progress:
+        every = [lambda study, _: recover(study), keeper, interrupt, progress, *s.callbacks]
         try:
-            if population is not None:  # trials trained together (lrsearch.search._population)
-                optimize_population(study, task, space, keeper, seed, population, n_trials, timeout, catch,
-                                    artifacts, every)
+            if s.population is not None:  # trials trained together (lrsearch.search._population)
+                optimize_population(study, s, keeper, every)
             else:
-                study.optimize(wrapped, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, catch=catch,
+                study.optimize(wrapped, n_trials=s.n_trials, timeout=s.timeout, n_jobs=s.n_jobs, catch=s.catch,
                                callbacks=every)
         except KeyboardInterrupt:
             interrupt.hit = True
     result = SearchResult(study, space, interrupted=interrupt.hit)
-    if artifacts is not None and not interrupt.hit:
-        from lrsearch.reports._dashboard import publish_study
-
-        publish_study(result, artifacts)
+    if not interrupt.hit:
+        recorder.finished(result)
     return result

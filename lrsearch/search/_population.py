@@ -16,29 +16,29 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
 import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread
 
-from lrsearch.training._loop import Task
+from lrsearch.training import Task
 from lrsearch.population import population_plan
-from lrsearch.population._runner import check_population as check_population_size
+from lrsearch.population import check_population as check_population_size
 from lrsearch.population import train_population
 from lrsearch.search._fidelity import Budget
 from lrsearch.search._fidelity import run_length
-from lrsearch.search.storage._liveness import owner
-from lrsearch.search.pruners._plateau import report
+from lrsearch.search.storage import owner
+from lrsearch.search.pruners import report
 from lrsearch.search._seeds import duplicate_of
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import _current
 from lrsearch.search._space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule
+from lrsearch.search._recorder import Recorder
+from lrsearch.search._settings import Callback
+from lrsearch.search._settings import Settings
 
-
-Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 _State = optuna.trial.TrialState
 
 
@@ -67,8 +67,8 @@ class _Round:
     """The trials of one population round and their telling."""
 
     def __init__(self, study: optuna.Study, callbacks: Sequence[Callback], catch: tuple[type[Exception], ...],
-                 artifacts: str | None) -> None:
-        self.study, self.callbacks, self.catch, self.artifacts = study, callbacks, catch, artifacts
+                 recorder: Recorder) -> None:
+        self.study, self.callbacks, self.catch, self.recorder = study, callbacks, catch, recorder
         self.trials: list[optuna.trial.Trial] = []
         self.told: set[int] = set()
         self.raised: Exception | None = None
@@ -95,11 +95,7 @@ class _Round:
             self.tell(trial, state=_State.FAIL, error=result.error)
         else:
             trial.set_user_attr("device", result.device)
-            full = trial.user_attrs.get("full_steps")
-            if self.artifacts is not None and full is not None and trial.user_attrs.get("run_steps") == full:
-                from lrsearch.reports._dashboard import upload_trial_curve
-
-                upload_trial_curve(trial, self.artifacts)
+            self.recorder.trained(trial)
             self.tell(trial, result.final)
 
     def fail_rest(self, interrupted: bool) -> None:
@@ -138,13 +134,13 @@ def _start(study: optuna.Study, task: Task, space: SearchSpace, keeper: Budget, 
     return trial, schedule, steps, optimizer
 
 
-def optimize_population(study: optuna.Study, task: Task, space: SearchSpace, keeper: Budget, seed: int,
-                        population: int | str, n_trials: int | None, timeout: float | None,
-                        catch: tuple[type[Exception], ...], artifacts: str | None,
+def optimize_population(study: optuna.Study, settings: Settings, keeper: Budget,
                         callbacks: Sequence[Callback]) -> None:
-    """Run the study in rounds of up to ``population`` trials trained together (see the module)."""
+    """Run the study in rounds of up to ``settings.population`` trials trained together (see the module)."""
+    task, space, seed = settings.task, settings.space, settings.seed  # a task: optimize checked it
+    n_trials, timeout = settings.n_trials, settings.timeout
     start, asked = time.monotonic(), 0
-    size, _ = population_plan(task, population, seed=seed)  # 1 when it cannot batch (train_population warns)
+    size, _ = population_plan(task, settings.population, seed=seed)  # 1 when it cannot batch (train_population warns)
     study._stop_flag = False
     study._thread_local.in_optimize_loop = True  # callbacks may call study.stop()
     try:
@@ -152,7 +148,7 @@ def optimize_population(study: optuna.Study, task: Task, space: SearchSpace, kee
             if timeout is not None and time.monotonic() - start >= timeout:
                 return
             room = size if n_trials is None else min(size, n_trials - asked)
-            rnd = _Round(study, callbacks, catch, artifacts)
+            rnd = _Round(study, callbacks, settings.catch, settings.recorder)
             runs = []
             while len(rnd.trials) + len(rnd.told) < room and not study._stop_flag:
                 if (runs or rnd.told) and keeper.step(study):

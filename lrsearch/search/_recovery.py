@@ -31,7 +31,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
-from lrsearch.search.storage._liveness import is_stale
+from lrsearch.search.storage import is_stale
 from lrsearch.search._seeds import enqueue_seed
 from lrsearch.search._seeds import ran
 from lrsearch.search._seeds import seed_key

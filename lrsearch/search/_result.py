@@ -17,10 +17,10 @@ from lrsearch.lossmodel import Prediction
 from lrsearch.optim import OptimizerSpec
 from lrsearch.schedules import Schedule
 from lrsearch.search._fidelity import LR_SHIFT
-from lrsearch.search._fidelity import range_test_cost
-from lrsearch.search._fidelity import spent
-from lrsearch.search._fidelity import trial_cost
-from lrsearch.search._fidelity import trial_fraction
+from lrsearch.search._lengths import range_test_cost
+from lrsearch.search._lengths import spent
+from lrsearch.search._lengths import trial_cost
+from lrsearch.search._lengths import trial_fraction
 from lrsearch.search._transfer import Choice
 from lrsearch.search._transfer import by_rule
 from lrsearch.search._transfer import choose
@@ -265,7 +265,7 @@ class SearchResult:
 
     def plot_schedules(self, k: int = 5, total_steps: int = 1000, **kwargs: Any) -> Figure:
         """The ``k`` best schedules' LR curves over a run of ``total_steps``."""
-        from lrsearch.reports._plots import plot_schedules
+        from lrsearch.reports import plot_schedules
 
         named = {}
         for r in self.top(k):
@@ -275,6 +275,6 @@ class SearchResult:
 
     def plot_history(self, **kwargs: Any) -> Figure:
         """Each trial's value by trial number, coloured by state, with the best so far."""
-        from lrsearch.reports._plots import plot_history
+        from lrsearch.reports import plot_history
 
         return plot_history(self.study, **kwargs)

@@ -18,8 +18,8 @@ import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
-from lrsearch.rangetest._result import RangeTestResult
-from lrsearch.search.storage._liveness import is_stale
+from lrsearch.rangetest import RangeTestResult
+from lrsearch.search.storage import is_stale
 from lrsearch.search._space import SearchSpace
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 
-from lrsearch.search._fidelity import spent
+from lrsearch.search._lengths import spent
 
 
 _TRIAL_LOGGER = "optuna.study._optimize"  # the logger whose records say "Trial N failed ..."
@@ -104,8 +104,8 @@ class Progress:
 
 def describe_best(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> str:
     """``"0.4312 (cosine)"``: the best full-length value and its family, or ``"-"``."""
-    from lrsearch.search._fidelity import _better
-    from lrsearch.search._fidelity import trial_fraction
+    from lrsearch.search._lengths import _better
+    from lrsearch.search._lengths import trial_fraction
 
     full = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
             and math.isfinite(t.value) and trial_fraction(t) >= 1]

@@ -20,7 +20,7 @@ import optuna
 
 from lrsearch._checks import check_choice
 from lrsearch._checks import check_range
-from lrsearch.rangetest._result import RangeTestResult
+from lrsearch.rangetest import RangeTestResult
 from lrsearch.schedules import FAMILIES
 from lrsearch.schedules import Categorical
 from lrsearch.schedules import FloatRange

@@ -25,7 +25,7 @@ from lrsearch.lossmodel import LossModel
 from lrsearch.lossmodel import Prediction
 from lrsearch.lossmodel import predictable
 from lrsearch.schedules import Schedule
-from lrsearch.search._fidelity import trial_fraction
+from lrsearch.search._lengths import trial_fraction
 
 
 MIN_CURVES = 8  # completed runs before the search fits a model

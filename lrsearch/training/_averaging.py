@@ -31,9 +31,9 @@ from torch.optim.swa_utils import get_swa_multi_avg_fn
 from torch.optim.swa_utils import update_bn
 
 from lrsearch.schedules import Schedule
-from lrsearch.schedules._tail import is_update_step
-from lrsearch.schedules._tail import tail_every
-from lrsearch.schedules._tail import tail_start
+from lrsearch.schedules import is_update_step
+from lrsearch.schedules import tail_every
+from lrsearch.schedules import tail_start
 
 
 def has_batchnorm(model: torch.nn.Module) -> bool:

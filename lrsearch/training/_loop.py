@@ -34,12 +34,12 @@ from lrsearch.training._data import length_of
 from lrsearch.training._data import to_device
 from lrsearch.training._threads import training_threads
 from lrsearch.optim import OptimizerSpec
-from lrsearch.optim._groups import check_groups
+from lrsearch.optim import check_groups
 from lrsearch.training._data import unpack
 from lrsearch.schedules import Schedule
 
 
-def _tensor_pair(data: Any) -> bool:
+def tensor_pair(data: Any) -> bool:
     """``(inputs, targets)`` tensors, batched on the device by ``TensorBatches``."""
     return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
 
@@ -127,7 +127,7 @@ class Task:
         if isinstance(self.train_data, Iterator):
             raise ValueError("train_data must be re-iterable (every run starts from its first batch): a "
                              f"DataLoader or a list, not a one-shot {type(self.train_data).__name__}.")
-        if self.steps is None and not _tensor_pair(self.train_data) and length_of(self.train_data) is None:
+        if self.steps is None and not tensor_pair(self.train_data) and length_of(self.train_data) is None:
             raise ValueError(f"steps must be given when train_data has no length (a stream such as a "
                              f"DataLoader over an IterableDataset: {type(self.train_data).__name__}), "
                              "to know the run's optimizer steps, but got None.")
@@ -140,7 +140,7 @@ class Task:
     def steps_per_epoch(self) -> int:
         """Optimizer steps in one pass over the training data (accumulation counted)."""
         data = self.train_data
-        if _tensor_pair(data):
+        if tensor_pair(data):
             n = -(-int(data[0].shape[0]) // self.batch_size)
         else:
             try:
@@ -163,7 +163,7 @@ class Task:
         return [*range(self.eval_every, total, self.eval_every), total]
 
     def batches(self, data: Any, device: torch.device, *, shuffle: bool, seed: int) -> Any:
-        if _tensor_pair(data):
+        if tensor_pair(data):
             return TensorBatches(*data, batch_size=self.batch_size, shuffle=shuffle, seed=seed, device=device)
         return data
 

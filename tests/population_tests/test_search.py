@@ -33,7 +33,7 @@ def test_population_respects_the_budget_and_promotes(task) -> None:  # noqa: ANN
     trials = result.study.get_trials()
     fidelities = [t.user_attrs["fidelity"] for t in trials]
     assert fidelities[:4] == [1 / 3] * 4 and 1.0 in fidelities  # fresh at the short rung, then promoted
-    from lrsearch.search._fidelity import spent
+    from lrsearch.search._lengths import spent
 
     assert spent(result.study) <= 3 + 1e-9
 

@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from lrsearch import RangeTestWarning
 from lrsearch import TensorBatches
 from lrsearch import lr_find
-from tests.test_range_test import _assert_same
-from tests.test_range_test import _data
-from tests.test_range_test import _model
-from tests.test_range_test import _state
+from tests.rangetest_tests.test_lr_find import _assert_same
+from tests.rangetest_tests.test_lr_find import _data
+from tests.rangetest_tests.test_lr_find import _model
+from tests.rangetest_tests.test_lr_find import _state
 
 
 class TemperedLoss(torch.nn.Module):

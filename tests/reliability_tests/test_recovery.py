@@ -179,7 +179,7 @@ def test_two_processes_enqueueing_one_seed_run_it_once(kind: str, tmp_path, monk
     assert _runs_per_seed(study) == {f: 1 for f in FAMILIES}
     twins = [t for t in study.trials if "duplicate_of" in t.user_attrs]
     assert len(twins) == 1 and twins[0].state == TrialState.PRUNED and not twins[0].intermediate_values
-    from lrsearch.search._fidelity import trial_cost
+    from lrsearch.search._lengths import trial_cost
 
     assert trial_cost(twins[0]) == 0.0  # it trained nothing
     assert lrsearch.SearchResult(study).counts()["duplicate"] == 1

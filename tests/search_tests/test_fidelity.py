@@ -10,8 +10,8 @@ import pytest
 
 import lrsearch
 from lrsearch.search._fidelity import Budget
-from lrsearch.search._fidelity import spent
-from lrsearch.search._fidelity import trial_cost
+from lrsearch.search._lengths import spent
+from lrsearch.search._lengths import trial_cost
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -69,7 +69,7 @@ def test_end_to_end_study_on_sqlite(tmp_path, monkeypatch, range_test) -> None:
     # results: best schedule, table, JSON export, plots
     best = again.best_schedule
     assert best == Schedule.from_dict(again.best_trial.user_attrs["schedule"])
-    from lrsearch.search._fidelity import trial_fraction
+    from lrsearch.search._lengths import trial_fraction
 
     complete = [t for t in again.study.trials if t.state.name == "COMPLETE"]
     longest = max(trial_fraction(t) for t in complete)

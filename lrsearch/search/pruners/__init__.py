@@ -2,7 +2,7 @@
 
 from lrsearch.search.pruners._forecast import ForecastPruner
 from lrsearch.search.pruners._plateau import PlateauPruner
-from lrsearch.search.pruners._plateau import report
+from lrsearch.search.pruners._report import report
 
 
 __all__ = ["ForecastPruner", "PlateauPruner", "report"]

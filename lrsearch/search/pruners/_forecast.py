@@ -32,7 +32,7 @@ import optuna
 from lrsearch._checks import check_float
 from lrsearch._checks import check_int
 from lrsearch.schedules import Schedule
-from lrsearch.search._fidelity import same_length
+from lrsearch.search._lengths import same_length
 from lrsearch.search.pruners._plateau import _NOMINAL_STEPS
 from lrsearch.search._transfer import forecast as law_forecast
 from lrsearch.search._transfer import sign_of

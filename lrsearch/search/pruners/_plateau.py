@@ -1,9 +1,4 @@
-"""Pruning wired to plateau monitoring: the ``report`` hook and the schedule-aware ``PlateauPruner``.
-
-``report`` is what a training loop calls after each evaluation (the reference loop calls it for
-you): it hands the value to the trial, steps a plateau schedule's LR reduction, and raises
-``optuna.TrialPruned`` when the pruner says so. A non-finite metric prunes at once; the reason is
-kept as the user attr ``prune_reason`` (Optuna 5 keeps no failure reasons).
+"""The schedule-aware ``PlateauPruner``.
 
 ``PlateauPruner`` judges a trial the way ReduceLROnPlateau judges a metric, through the same
 ``PlateauMonitor``: it prunes a trial that has not improved for ``patience`` evaluations (by the
@@ -17,7 +12,6 @@ its peak, since such schedules look worse than decaying ones until they decay.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import optuna
@@ -27,51 +21,10 @@ from lrsearch._checks import check_float
 from lrsearch._checks import check_int
 from lrsearch._plateau import PlateauMonitor
 from lrsearch.schedules import Schedule
-from lrsearch.search._fidelity import same_length
+from lrsearch.search._lengths import same_length
 
 
 _NOMINAL_STEPS = 1000  # resolution at which a spec is read when only the run's fraction is known
-
-
-def report(
-    trial: optuna.trial.Trial,
-    value: float,
-    step: int,
-    *,
-    scheduler: Any = None,
-    n_evals: int | None = None,
-) -> None:
-    """Report one evaluation of ``trial``; raise ``optuna.TrialPruned`` if it should stop.
-
-    Args:
-        trial: The running trial.
-        value: The evaluation metric (the study's objective direction applies).
-        step: The evaluation's index, from 0.
-        scheduler: The run's ``ScheduleLR``; a plateau schedule takes ``step(value)``.
-        n_evals: How many evaluations the run has; lets the pruners see where in its schedule the
-            trial is (stored once as the user attr ``n_evals``), and the last one is never pruned.
-    """
-    step = check_int("step", step, low=0)
-    value = float(value)
-    if n_evals is not None and "n_evals" not in trial.user_attrs:
-        trial.set_user_attr("n_evals", check_int("n_evals", n_evals, low=1))
-    if not math.isfinite(value):
-        reason = f"non-finite metric {value} at step {step}"
-        trial.set_user_attr("prune_reason", reason)
-        raise optuna.TrialPruned(reason)
-    trial.report(value, step)
-    if scheduler is not None and getattr(scheduler, "accepts_metric", False):
-        scheduler.step(value)
-    n_evals = trial.user_attrs.get("n_evals")
-    if isinstance(n_evals, int) and step >= n_evals - 1:
-        return  # the run has finished: a trial is never pruned at its last evaluation
-    if trial.should_prune():
-        pruner = trial.study.pruner
-        reason = getattr(pruner, "reasons", {}).pop(trial.number, None) or (
-            f"{type(pruner).__name__}: pruned at evaluation {step + 1}"
-            + (f"/{n_evals}" if isinstance(n_evals, int) else "") + f" with value {value:.6g}")
-        trial.set_user_attr("prune_reason", reason)
-        raise optuna.TrialPruned(reason)
 
 
 def protected(trial: optuna.trial.FrozenTrial, step: int, protect_below: float) -> bool:

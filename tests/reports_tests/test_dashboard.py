@@ -16,8 +16,8 @@ import pytest
 
 import lrsearch
 from lrsearch.reports._dashboard import FIGURES
-from lrsearch.reports._dashboard import artifact_dir_for
-from lrsearch.reports._dashboard import dashboard_artifact_store
+from lrsearch.reports import artifact_dir_for
+from lrsearch.reports import dashboard_artifact_store
 from lrsearch.reports._dashboard import metric_name
 from lrsearch.reports._dashboard import name_metric
 from lrsearch.reports._dashboard import publish_study

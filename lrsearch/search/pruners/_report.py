@@ -1,0 +1,55 @@
+"""The ``report`` hook: what a training loop calls after each evaluation (the reference loop calls it
+for you). It hands the value to the trial, steps a plateau schedule's LR reduction, and raises
+``optuna.TrialPruned`` when the pruner says so. A non-finite metric prunes at once; the reason is
+kept as the user attr ``prune_reason`` (Optuna 5 keeps no failure reasons).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+
+from lrsearch._checks import check_int
+
+
+def report(
+    trial: optuna.trial.Trial,
+    value: float,
+    step: int,
+    *,
+    scheduler: Any = None,
+    n_evals: int | None = None,
+) -> None:
+    """Report one evaluation of ``trial``; raise ``optuna.TrialPruned`` if it should stop.
+
+    Args:
+        trial: The running trial.
+        value: The evaluation metric (the study's objective direction applies).
+        step: The evaluation's index, from 0.
+        scheduler: The run's ``ScheduleLR``; a plateau schedule takes ``step(value)``.
+        n_evals: How many evaluations the run has; lets the pruners see where in its schedule the
+            trial is (stored once as the user attr ``n_evals``), and the last one is never pruned.
+    """
+    step = check_int("step", step, low=0)
+    value = float(value)
+    if n_evals is not None and "n_evals" not in trial.user_attrs:
+        trial.set_user_attr("n_evals", check_int("n_evals", n_evals, low=1))
+    if not math.isfinite(value):
+        reason = f"non-finite metric {value} at step {step}"
+        trial.set_user_attr("prune_reason", reason)
+        raise optuna.TrialPruned(reason)
+    trial.report(value, step)
+    if scheduler is not None and getattr(scheduler, "accepts_metric", False):
+        scheduler.step(value)
+    n_evals = trial.user_attrs.get("n_evals")
+    if isinstance(n_evals, int) and step >= n_evals - 1:
+        return  # the run has finished: a trial is never pruned at its last evaluation
+    if trial.should_prune():
+        pruner = trial.study.pruner
+        reason = getattr(pruner, "reasons", {}).pop(trial.number, None) or (
+            f"{type(pruner).__name__}: pruned at evaluation {step + 1}"
+            + (f"/{n_evals}" if isinstance(n_evals, int) else "") + f" with value {value:.6g}")
+        trial.set_user_attr("prune_reason", reason)
+        raise optuna.TrialPruned(reason)
