@@ -24,6 +24,7 @@ import lrsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_transfer as bt  # noqa: E402
+from transfer_analysis import grid_curve  # noqa: E402
 
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -31,7 +32,7 @@ OUT = Path(__file__).resolve().parent / "results"
 
 def coverage(runner: bt.Runner, name: str, seeds: tuple[int, ...]) -> dict:
     t = bt.target_steps(name)
-    short = [c for c in (bt.grid_curve(runner.row((name, s.to_json(), max(1, round(t / d)), 0)))
+    short = [c for c in (grid_curve(runner.row((name, s.to_json(), max(1, round(t / d)), 0)))
                          for d in bt.SHORT for s in bt.grid_schedules(name)) if c is not None]
     model = lrsearch.LossModel().fit(short)
     finals = {s.to_json(): [runner.row((name, s.to_json(), t, seed))["final"] for seed in seeds]
