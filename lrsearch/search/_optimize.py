@@ -212,7 +212,7 @@ def optimize(
     if task is not None:
         check_groups_cover(space.optimizer, task.groups)
     if seed_from is not None:
-        space = space.with_lr(seed_from)
+        space = space.seeded_by(seed_from)  # an explicit SearchSpace(lr=...) is kept
         if seed_families is not None and not set(seed_families) <= set(space.families):
             raise ValueError(f"seed_families must be families of the space ({', '.join(space.families)}) "
                              f"but got {list(seed_families)!r}.")

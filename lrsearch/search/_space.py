@@ -50,6 +50,8 @@ _current: contextvars.ContextVar[SearchSpace | None] = contextvars.ContextVar("l
 # Peers' schedules added for parity (timm's tanh): searchable when named, but not in the default space
 # until a benchmark shows they earn a place there (the default space is what the benchmarks measured).
 OPT_IN = ("tanh",)
+#: The peak-LR range a space searches when given neither a range nor a range test.
+DEFAULT_LR = (1e-5, 1.0)
 
 
 def _searchable(name: str) -> bool:
@@ -67,7 +69,10 @@ class SearchSpace:
         families: Family names to choose from; ``None`` means every family with search ranges
             (all but ``piecewise``) except the opt-in ones (``OPT_IN``: ``tanh``), searched when named.
         lr: ``(low, high)`` for the peak LR (sampled on a log scale), or a ``RangeTestResult``
-            whose ``search_range()`` is used.
+            whose ``search_range()`` is used; ``None`` (default): ``DEFAULT_LR``, replaced by the
+            range test's ``search_range()`` when ``optimize`` is given ``seed_from``. A range given
+            here is never replaced: with ``seed_from`` too, the search keeps it and places the
+            range test's seeds inside it.
         warmup: Search a warmup (none or a shape, its length and start) for families without a
             rise of their own.
         mode: ``"min"`` or ``"max"``: the direction of the metric, given to the plateau family.
@@ -82,7 +87,7 @@ class SearchSpace:
     def __init__(
         self,
         families: Iterable[str] | None = None,
-        lr: tuple[float, float] | RangeTestResult = (1e-5, 1.0),
+        lr: tuple[float, float] | RangeTestResult | None = None,
         warmup: bool = True,
         mode: str = "min",
         tail: bool | Iterable[str] = False,
@@ -99,6 +104,8 @@ class SearchSpace:
             raise ValueError(f"families must not repeat a name but got {names!r}.")
         self.families = tuple(names)
         self.range_test = lr if isinstance(lr, RangeTestResult) else None
+        self.lr_given = lr is not None  # an explicit range: a seed_from never replaces it
+        lr = DEFAULT_LR if lr is None else lr
         low, high = lr.search_range() if isinstance(lr, RangeTestResult) else check_range("lr", lr, alternative=" or a RangeTestResult")
         self.lr = (low, high)
         self.warmup = bool(warmup)
@@ -112,9 +119,15 @@ class SearchSpace:
         """The same space with another LR range (from a pair or a range test)."""
         return self.replace(lr=lr)
 
+    def seeded_by(self, found: RangeTestResult) -> SearchSpace:
+        """The space ``optimize(seed_from=found)`` searches: the range test's range unless this
+        space's range was given explicitly, which is kept (the seeds then sit inside it)."""
+        return self if self.lr_given else self.with_lr(found)
+
     def replace(self, **changes: Any) -> SearchSpace:
         """A copy with some of the constructor's arguments changed."""
-        given = {"families": self.families, "lr": self.lr if self.range_test is None else self.range_test,
+        lr = None if not self.lr_given else self.lr if self.range_test is None else self.range_test
+        given = {"families": self.families, "lr": lr,
                  "warmup": self.warmup, "mode": self.mode, "tail": self.tail or False, "optimizer": self.optimizer}
         return SearchSpace(**{**given, **changes})
 

@@ -147,3 +147,26 @@ def test_tail_kinds_describe_seed_and_survive_replace() -> None:
 def test_bad_tail_choices(tail, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SearchSpace(tail=tail)
+
+
+def _found() -> RangeTestResult:
+    return RangeTestResult.from_arrays([1e-4, 1e-3, 1e-2, 1e-1, 1.0], [2.0, 1.5, 1.0, 0.9, 5.0],
+                                       start_lr=1e-4, end_lr=1.0, num_iter=5)
+
+
+def test_an_explicit_lr_range_is_never_replaced_by_a_range_test(tmp_path) -> None:
+    found = _found()
+    assert SearchSpace().seeded_by(found).lr == found.search_range()  # the default range gives way
+    assert SearchSpace(lr=(1e-4, 1e-1)).seeded_by(found).lr == (1e-4, 1e-1)  # an explicit one does not
+    assert SearchSpace(lr=(1e-4, 1e-1)).replace(mode="max").seeded_by(found).lr == (1e-4, 1e-1)
+    assert SearchSpace().replace(mode="max").seeded_by(found).lr == found.search_range()
+
+    def objective(trial: optuna.trial.Trial) -> float:
+        return suggest_schedule(trial).lr
+
+    for lr, expected in [((1e-4, 1e-1), (1e-4, 1e-1)), (None, found.search_range())]:
+        result = lrsearch.optimize(objective, n_trials=3, seed_from=found, space=SearchSpace(lr=lr),
+                                   storage=f"sqlite:///{tmp_path}/s{lr is None}.db", artifacts=None, rungs=None)
+        assert tuple(result.study.user_attrs["search_space"]["lr"]) == pytest.approx(expected)
+        lrs = [t.params["lr"] for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        assert lrs and all(expected[0] <= lr <= expected[1] for lr in lrs), lrs  # seeds inside
