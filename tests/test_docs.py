@@ -89,3 +89,19 @@ def test_every_page_is_in_the_nav_and_every_nav_entry_exists() -> None:
     pages = {str(p.relative_to(DOCS)) for p in PAGES}
     assert nav == pages
     assert "architecture.md" in nav  # the lead's page keeps its slot
+
+
+def test_the_layout_tables_paths_exist() -> None:
+    table = (DOCS / "development.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    checked = 0
+    for row in (r for r in table.splitlines() if r.startswith("| `")):
+        folder = ROOT
+        for path in re.findall(r"`([\w/.]+)`", row.split(" | ")[0]):
+            if "/" in path:
+                target = ROOT / path
+                folder = target if path.endswith("/") else target.parent
+            else:  # a file of the row's last folder
+                target = folder / path
+            assert target.exists(), f"docs/development.md names {path}, which does not exist"
+            checked += 1
+    assert checked >= 15
