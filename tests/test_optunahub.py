@@ -50,11 +50,12 @@ def test_the_example_runs_and_prunes(monkeypatch, capsys) -> None:
     hub = types.ModuleType("optunahub")
     hub.load_module = lambda package: load_package()  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "optunahub", hub)
+    verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         runpy.run_path(str(PACKAGE / "example.py"), run_name="__main__")
     finally:
-        optuna.logging.set_verbosity(optuna.logging.INFO)
+        optuna.logging.set_verbosity(verbosity)
     out = capsys.readouterr().out
     n_pruned = int(re.search(r"(\d+) of 30 trials pruned", out).group(1))
     assert n_pruned >= 1, out

@@ -36,7 +36,6 @@ def add_peer(study, spec: dict, curve: list[float]) -> None:
 
 def test_prunes_a_curve_heading_for_a_poor_end_but_not_a_late_decay() -> None:
     module = load()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(pruner=module.ForecastPruner())
     cosine = Schedule("cosine", lr=0.1).to_dict()
     for end in (1.0, 1.1, 1.2, 1.3):  # peers: each drops by 1.0 from evaluation 5 of 10 to its end
