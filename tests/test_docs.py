@@ -105,3 +105,15 @@ def test_the_layout_tables_paths_exist() -> None:
             assert target.exists(), f"docs/development.md names {path}, which does not exist"
             checked += 1
     assert checked >= 15
+
+
+def test_the_parity_table_is_what_the_parity_code_measures() -> None:
+    from tests.test_torch_parity import parity_table
+
+    page = (DOCS / "parity.md").read_text()
+    quoted = dict(re.findall(r"^\| ((?:[A-Z]\w+)[^|]*?) \| (\d\.\de[+-]\d+) \|$", page, flags=re.M))
+    measured = dict(parity_table())
+    assert set(quoted) == set(measured)
+    for name, error in measured.items():  # the same within a factor 2 (last-digit rounding of other builds)
+        q = float(quoted[name])
+        assert (q < 1e-15 and error < 1e-15) or 0.5 <= q / max(error, 1e-300) <= 2, (name, q, error)
