@@ -11,6 +11,7 @@ import os
 import runpy
 import subprocess
 import sys
+import uuid
 import warnings
 from pathlib import Path
 
@@ -60,12 +61,19 @@ def test_example_runs_tiny(name: str, tmp_path, monkeypatch, capsys) -> None:
         assert "trained 84 steps" in out
 
 
-def test_workers_example_shares_one_journal_file(tmp_path) -> None:
+@pytest.mark.parametrize("storage", ["journal", "postgresql"])
+def test_workers_example_shares_one_storage(storage: str, tmp_path) -> None:
+    args = ["--tiny"]
+    if storage == "postgresql":  # CI starts one on loopback (.ci/postgres)
+        url = os.environ.get("LRSEARCH_PG_URL")
+        if not url:
+            pytest.skip("no PostgreSQL: set LRSEARCH_PG_URL (CI's .ci/postgres does)")
+        args += ["--storage", url, "--study", f"workers_example_{uuid.uuid4().hex[:8]}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("EXAMPLE_EPOCHS", None)
-    run = subprocess.run([sys.executable, str(EXAMPLES / "workers.py"), "--tiny"], cwd=tmp_path, env=env,
+    run = subprocess.run([sys.executable, str(EXAMPLES / "workers.py"), *args], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     line = next(ln for ln in run.stdout.splitlines() if "trials from 2 workers" in ln)
     assert "complete" in line and "fail" not in line
-    assert (tmp_path / "studies/workers.log").exists()
+    assert (tmp_path / "studies/workers.log").exists() == (storage == "journal")
