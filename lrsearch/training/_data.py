@@ -28,7 +28,7 @@ class TensorBatches:
     Each pass draws a fresh permutation from its own generator (``seed`` + pass number), so it
     never touches the global RNG and two objects with the same seed give the same batches.
 
-    Example:
+    Examples:
         >>> x, y = torch.randn(100, 3), torch.randint(0, 2, (100,))
         >>> [b[0].shape[0] for b in TensorBatches(x, y, batch_size=40)]
         [40, 40, 20]
