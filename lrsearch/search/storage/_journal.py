@@ -6,21 +6,63 @@ unterminated last line), but the next append is glued onto the torn line and fro
 open fails with ``JSONDecodeError``. ``SafeJournalFileBackend`` cuts a torn tail off before it
 appends, under the same lock, so no live writer can be mid-line at that moment; the cut bytes are
 kept in ``<file>.torn`` for inspection. Opening a file Optuna cannot replay raises ``ValueError``.
+
+The lock is Optuna's (a symlink ``<file>.lock`` made while a writer appends), with two changes: the
+path is made absolute first, so the link points at the journal (Optuna writes the target as given,
+and a relative one resolves from inside the folder, pointing nowhere); and a lock is judged stale
+by the link's own age (``lstat``), so one left by a killed writer is taken over after
+``LOCK_GRACE`` seconds even when it dangles (Optuna's loop ``stat``s the target: a dangling link,
+as older relative-path runs left them, made it spin forever).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from typing import Any
 
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileSymlinkLock
 from optuna.storages.journal._file import get_lock_file
 
 
+LOCK_GRACE = 30  # seconds a journal lock may be held before it counts as left by a killed writer
+
+
+class AgedSymlinkLock(JournalFileSymlinkLock):
+    """Optuna's symlink lock (the same link, so plain Optuna workers exclude each other too), stale
+    once the link itself is older than ``grace_period`` seconds, whether or not its target exists."""
+
+    def acquire(self) -> bool:
+        pause = 0.001
+        while True:
+            try:
+                os.symlink(self._lock_target_file, self._lock_file)
+                return True
+            except FileExistsError:
+                pass
+            try:
+                age = time.time() - os.lstat(self._lock_file).st_mtime
+            except FileNotFoundError:
+                continue  # released meanwhile: try again at once
+            if self.grace_period is not None and age > self.grace_period:
+                with contextlib.suppress(RuntimeError):  # another waiter took it over first
+                    self.release()
+                continue
+            time.sleep(pause)
+            pause = min(2 * pause, 0.1)
+
+
 class SafeJournalFileBackend(JournalFileBackend):
-    """A ``JournalFileBackend`` that cuts off a torn last line before appending."""
+    """A ``JournalFileBackend`` on an absolute path, with ``AgedSymlinkLock``, that cuts off a torn
+    last line before appending."""
+
+    def __init__(self, file_path: str) -> None:
+        file_path = os.path.abspath(file_path)
+        super().__init__(file_path, AgedSymlinkLock(file_path, grace_period=LOCK_GRACE))
 
     def repair(self) -> int:
         """Cut a torn (unterminated) last line off the file; return how many bytes were cut.
