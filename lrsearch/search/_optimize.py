@@ -16,7 +16,6 @@ start fails and retries the trials whose process died, and re-enqueues the seeds
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -26,11 +25,15 @@ import optuna
 
 from lrsearch._checks import check_choice
 from lrsearch._checks import check_int
+from lrsearch._checks import show
 from lrsearch.rangetest._result import RangeTestResult
 from lrsearch.training._loop import Task
 from lrsearch.training._loop import train
 from lrsearch.reports._dashboard import name_metric
 from lrsearch.reports._dashboard import record_range_test
+from lrsearch.search._arguments import check_artifacts
+from lrsearch.search._arguments import check_objective
+from lrsearch.search._arguments import check_options
 from lrsearch.search._fidelity import DEFAULT_BUDGET
 from lrsearch.search._fidelity import FULL_ONLY
 from lrsearch.search._fidelity import SEED_SHARE
@@ -166,31 +169,26 @@ def optimize(
     With ``n_trials=0`` the study is only prepared (created, seeded): start parallel workers after
     that, each calling ``optimize`` on the same storage without ``seed_from``.
     """
-    if (objective is None) == (task is None):
-        raise ValueError("optimize needs exactly one of objective or task.")
-    if objective is not None and not callable(objective):
-        raise ValueError(f"objective must be callable but got {objective!r}.")
-    if task is not None and not isinstance(task, Task):
-        raise ValueError(f"task must be a lrsearch.Task but got {type(task).__name__}.")
+    check_objective(objective, task)
     if task is not None and direction is not None and direction != task.direction:
         raise ValueError(f"direction must match task.direction ({task.direction!r}) but got {direction!r}.")
     direction = check_choice("direction", direction or (task.direction if task else "minimize"),
                              ("minimize", "maximize"))
     if not isinstance(study_name, str) or not study_name or any(c in study_name for c in "/\\"):
-        raise ValueError(f"study_name must be a non-empty name without slashes but got {study_name!r}.")
+        raise ValueError(f"study_name must be a non-empty name without slashes but got {show(study_name)}.")
     n_jobs = check_int("n_jobs", n_jobs, low=-1)
     population = check_population(population, task, n_jobs)
     if n_trials is not None:
         check_int("n_trials", n_trials, low=0)
     if heartbeat_interval is not None:
         check_int("heartbeat_interval", heartbeat_interval, low=1)
+    check_options(budget=budget, timeout=timeout, space=space, sampler=sampler, pruner=pruner, callbacks=callbacks,
+                  catch=catch, seed=seed, show_progress_bar=show_progress_bar, seed_from=seed_from,
+                  seed_families=seed_families, artifacts=artifacts)
     if budget is None and n_trials is None and timeout is None:
         budget = DEFAULT_BUDGET
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
-                               or not math.isfinite(budget) or budget <= 0):
-        raise ValueError(f"budget must be a positive number of full-run equivalents but got {budget!r}.")
     if rungs is not None and not isinstance(rungs, Rungs):
-        raise ValueError(f"rungs must be a lrsearch.Rungs or None but got {rungs!r}.")
+        raise ValueError(f"rungs must be a lrsearch.Rungs or None but got {show(rungs)}.")
     rungs = rungs or FULL_ONLY
     if seed_from is not None and not isinstance(seed_from, RangeTestResult):
         raise ValueError(f"seed_from must be a RangeTestResult but got {type(seed_from).__name__}.")
@@ -210,6 +208,7 @@ def optimize(
         if seed_families is not None and not set(seed_families) <= set(space.families):
             raise ValueError(f"seed_families must be families of the space ({', '.join(space.families)}) "
                              f"but got {list(seed_families)!r}.")
+    artifacts = check_artifacts(artifacts)
     with single_process(storage):
         return _run(objective, task, storage, study_name, direction, space, seed_from, seed_families, budget,
                     rungs, n_trials, timeout, sampler, pruner, n_jobs, callbacks, show_progress_bar, catch, seed,

@@ -25,6 +25,7 @@ from lrsearch.training._averaging import Averager
 from lrsearch._checks import check_choice
 from lrsearch._checks import check_float
 from lrsearch._checks import check_int
+from lrsearch._checks import show
 from lrsearch.training._data import TensorBatches
 from lrsearch.training._data import eval_mean
 from lrsearch.training._data import to_device
@@ -38,6 +39,27 @@ from lrsearch.schedules import Schedule
 def _tensor_pair(data: Any) -> bool:
     """``(inputs, targets)`` tensors, batched on the device by ``TensorBatches``."""
     return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
+
+
+def _check_data(name: str, data: Any) -> None:
+    """``(inputs, targets)`` tensors of one length, or a re-iterable of batches whose first one is
+    ``(inputs, targets)`` (or an ``{"image", "label"}`` dict)."""
+    if isinstance(data, (tuple, list)) and data and all(isinstance(t, torch.Tensor) for t in data):
+        if len(data) != 2 or data[0].dim() == 0 or data[1].dim() == 0 or len(data[0]) != len(data[1]) \
+                or len(data[0]) == 0:
+            shapes = [tuple(t.shape) for t in data][:4]
+            raise ValueError(f"{name} must be an (inputs, targets) pair of tensors with one non-zero length "
+                             f"but got {len(data)} tensor(s) of shapes {shapes}.")
+        return
+    if isinstance(data, (str, bytes, Mapping)) or not isinstance(data, Iterable) or iter(data) is data:
+        raise ValueError(f"{name} must be (inputs, targets) tensors or a re-iterable of batches (a DataLoader, "
+                         f"a list) but got {type(data).__name__}.")
+    if isinstance(data, Sequence) and data:
+        try:
+            unpack(data[0], None)
+        except ValueError:
+            raise ValueError(f"{name}'s batches must be (inputs, targets) pairs or dicts with 'image' and 'label' "
+                             f"keys but the first is a {type(data[0]).__name__}.") from None
 
 
 def _adamw(params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -89,11 +111,16 @@ class Task:
     groups: Mapping[str, str | Sequence[str]] | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.model_fn, torch.nn.Module):
+            raise ValueError(f"model_fn must build a fresh model for each trial (a class or a function, e.g. "
+                             f"lambda: Net()) but got a model, {type(self.model_fn).__name__}: pass its class.")
         for name in ("model_fn", "loss_fn", "optimizer_fn"):
             if not callable(getattr(self, name)):
-                raise ValueError(f"{name} must be callable but got {getattr(self, name)!r}.")
+                raise ValueError(f"{name} must be callable but got {show(getattr(self, name))}.")
+        _check_data("train_data", self.train_data)
+        _check_data("val_data", self.val_data)
         if self.metric is not None and not callable(self.metric):
-            raise ValueError(f"metric must be callable or None but got {self.metric!r}.")
+            raise ValueError(f"metric must be callable or None but got {show(self.metric)}.")
         self.epochs = check_int("epochs", self.epochs, low=1)
         self.batch_size = check_int("batch_size", self.batch_size, low=1)
         self.accumulation_steps = check_int("accumulation_steps", self.accumulation_steps, low=1)

@@ -28,6 +28,8 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal import JournalFileSymlinkLock
 from optuna.storages.journal._file import get_lock_file
 
+from lrsearch._checks import check_file_path
+
 
 LOCK_GRACE = 30  # seconds a journal lock may be held before it counts as left by a killed writer
 
@@ -76,17 +78,7 @@ class SafeJournalFileBackend(JournalFileBackend):
             f.seek(size - 1)
             if f.read(1) == b"\n":
                 return 0
-            end = size
-            block = 1 << 16
-            while end > 0:  # find the last newline, reading backwards
-                start = max(0, end - block)
-                f.seek(start)
-                chunk = f.read(end - start)
-                cut = chunk.rfind(b"\n")
-                if cut >= 0:
-                    end = start + cut + 1
-                    break
-                end = start
+            end = _line_start(f, size)
             f.seek(end)
             torn = f.read()
             with open(self._file_path + ".torn", "ab") as side:
@@ -95,6 +87,15 @@ class SafeJournalFileBackend(JournalFileBackend):
             f.flush()
             os.fsync(f.fileno())
             return len(torn)
+
+    def check_last_line(self) -> None:
+        """Raise ``json.JSONDecodeError`` if the last (complete) line is not JSON: Optuna skips a bad
+        last line when it opens the file, then fails without the file's name once a line follows."""
+        with open(self._file_path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size:
+                f.seek(_line_start(f, size - 1))
+                json.loads(f.read())
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)  # as Optuna writes them
@@ -106,13 +107,28 @@ class SafeJournalFileBackend(JournalFileBackend):
                 os.fsync(f.fileno())
 
 
+def _line_start(f: Any, end: int) -> int:
+    """Where the line holding byte ``end - 1`` starts: after the last newline before ``end``."""
+    block = 1 << 16
+    while end > 0:  # reading backwards
+        start = max(0, end - block)
+        f.seek(start)
+        cut = f.read(end - start).rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        end = start
+    return 0
+
+
 def open_journal(path: str) -> JournalStorage:
-    """A journal storage on ``path`` (the folder is created); unreadable files raise ``ValueError``."""
+    """A journal storage on ``path`` (its folder must exist, but for ``studies/``: it is created);
+    unreadable files raise ``ValueError``."""
+    check_file_path("storage", path, create=True)
     try:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         backend = SafeJournalFileBackend(path)
         with get_lock_file(backend._lock):
             backend.repair()
+            backend.check_last_line()
         return JournalStorage(backend)
     except OSError as err:
         raise ValueError(f"storage journal file {path!r} could not be opened: {err.strerror or err}.") from None
