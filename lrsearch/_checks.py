@@ -82,7 +82,7 @@ def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> Any:
     """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
     if isinstance(value, bool) != any(isinstance(c, bool) for c in choices) or value not in choices:
         options = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {options} but got {value!r}.")
+        raise ValueError(f"{name} must be one of {options} but got {show(value)}.")
     return value
 
 
