@@ -36,6 +36,7 @@ from optuna.storages import RDBStorage
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from lrsearch._checks import check_file_path
+from lrsearch._checks import show
 from lrsearch.search.storage._journal import open_journal
 
 
@@ -54,8 +55,9 @@ def _safe_name(name: Any) -> bool:
 def check_file_name(name: Any, what: str = "study_name") -> str:
     """``name`` if it is safe as a file name (letters, digits, ``_ . -``; at most 100), else ``ValueError``."""
     if not _safe_name(name):
+        storage = "--storage" if what.startswith("--") else "storage="  # the CLI's flag, or optimize's argument
         raise ValueError(f"{what} must be 1-100 letters, digits, '_', '.' or '-' (not starting with '.' or '-') "
-                         f"to name a file but got {name!r}; pass storage= to keep another name.")
+                         f"to name a file but got {show(name)}; pass {storage} to keep another name.")
     return name
 
 
