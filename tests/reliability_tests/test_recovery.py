@@ -253,18 +253,20 @@ def test_a_second_process_on_one_sqlite_file_is_refused_until_the_first_dies(tmp
         pass  # and this process let go of it when optimize returned
 
 
-@pytest.mark.parametrize("kind", STORAGES)
+@pytest.mark.parametrize("kind", ["sqlite", "journal at a relative path"])  # the absolute journal: kill_campaign.py
 def test_sigkill_at_random_moments_loses_nothing_and_runs_each_seed_once(kind: str, tmp_path, monkeypatch) -> None:
-    """The kill campaign (kill_campaign.py) at a small size: real SIGKILLs of real workers."""
+    """The kill campaign (kill_campaign.py) at a small size: real SIGKILLs of real workers, the fourth
+    one aimed at a promoted run."""
     import random
 
     from tests.reliability_tests import kill_campaign
 
     monkeypatch.chdir(tmp_path)
-
-    out = kill_campaign.campaign(_storage(kind, tmp_path), "kills", 3, random.Random(1), per_study=2)
+    storage = "studies/k.log" if kind.endswith("relative path") else _storage(kind, tmp_path)
+    out = kill_campaign.campaign(storage, "kills", 4, random.Random(1), per_study=2)
     assert out["completed_lost"] == 0 and out["left_running"] == 0 and out["studies"] == 2
     assert out["studies_with_a_seed_not_run_once"] == 0 and len(out["seed_runs"]) == 2
+    assert out["promotions_run_twice"] == 0 and out["promotions_owed_not_queued"] == 0
 
 
 def _promoting(interrupt_first: bool):  # noqa: ANN202
