@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 
+from lrsearch._checks import check_names
 from lrsearch._checks import check_range
 from lrsearch._checks import show
 from lrsearch.optim import OPTIMIZERS
@@ -46,6 +47,7 @@ class OptimizerSpace:
                  group_ratios: Mapping[str, tuple[float, float]] | None = None) -> None:
         if isinstance(optimizers, str) or not isinstance(optimizers, Sequence) or not optimizers:
             raise ValueError(f"optimizers must be a non-empty list of names but got {show(optimizers)}.")
+        optimizers = check_names("optimizers", optimizers)
         for name in optimizers:
             if name not in OPTIMIZERS:
                 raise ValueError(f"optimizers must name families of {', '.join(OPTIMIZERS)} but got {name!r}.")

@@ -27,6 +27,7 @@ from lrsearch._checks import check_float
 from lrsearch._checks import check_int
 from lrsearch._checks import show
 from lrsearch.training._data import TensorBatches
+from lrsearch.training._data import check_device
 from lrsearch.training._data import eval_mean
 from lrsearch.training._data import to_device
 from lrsearch.training._threads import training_threads
@@ -126,12 +127,8 @@ class Task:
         self.accumulation_steps = check_int("accumulation_steps", self.accumulation_steps, low=1)
         check_choice("direction", self.direction, ("minimize", "maximize"))
         check_choice("amp", self.amp, (None, "bf16", "fp16"))
-        if self.device != "auto":
-            try:
-                torch.device(self.device)
-            except (RuntimeError, TypeError):
-                raise ValueError(f"device must be 'auto' or a torch device (cpu, cuda, cuda:1, mps) but got "
-                                 f"{show(self.device)}.") from None
+        if not (isinstance(self.device, str) and self.device == "auto"):
+            check_device("device", self.device)
         if self.clip_grad_norm is not None and check_float("clip_grad_norm", self.clip_grad_norm) <= 0:
             raise ValueError(f"clip_grad_norm must be > 0 but got {self.clip_grad_norm!r}.")
         if self.threads is not None:
