@@ -20,6 +20,9 @@ from lrsearch.search._space import SearchSpace
 from lrsearch.training._loop import Task
 
 
+MAX_HEARTBEAT = 86400  # seconds; Optuna's heartbeat thread waits this long, and a wait past ~2**63 ns overflows
+
+
 def check_objective(objective: Any, task: Any) -> None:
     """Exactly one of a callable ``objective`` and a ``Task``, each in its own place."""
     if isinstance(objective, Task):
@@ -35,8 +38,10 @@ def check_objective(objective: Any, task: Any) -> None:
 
 def check_options(*, budget: Any, timeout: Any, space: Any, sampler: Any, pruner: Any, callbacks: Any,
                   catch: Any, seed: Any, show_progress_bar: Any, seed_from: Any, seed_families: Any,
-                  artifacts: Any) -> None:
+                  artifacts: Any, heartbeat_interval: Any) -> None:
     """The rest of ``optimize``'s options, each alone (see ``optimize``'s docstring for their rules)."""
+    if heartbeat_interval is not None and check_int("heartbeat_interval", heartbeat_interval, low=1) > MAX_HEARTBEAT:
+        raise ValueError(f"heartbeat_interval must be <= {MAX_HEARTBEAT} s (a day) but got {show(heartbeat_interval)}.")
     if budget is not None:
         check_positive("budget", budget)
     if timeout is not None:

@@ -180,11 +180,9 @@ def optimize(
     population = check_population(population, task, n_jobs)
     if n_trials is not None:
         check_int("n_trials", n_trials, low=0)
-    if heartbeat_interval is not None:
-        check_int("heartbeat_interval", heartbeat_interval, low=1)
     check_options(budget=budget, timeout=timeout, space=space, sampler=sampler, pruner=pruner, callbacks=callbacks,
                   catch=catch, seed=seed, show_progress_bar=show_progress_bar, seed_from=seed_from,
-                  seed_families=seed_families, artifacts=artifacts)
+                  seed_families=seed_families, artifacts=artifacts, heartbeat_interval=heartbeat_interval)
     if budget is None and n_trials is None and timeout is None:
         budget = DEFAULT_BUDGET
     if rungs is not None and not isinstance(rungs, Rungs):

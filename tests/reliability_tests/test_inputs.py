@@ -41,6 +41,7 @@ def _task(**changes) -> lrsearch.Task:  # noqa: ANN003
     ({"seed_families": ["cosin"]}, "seed_families needs seed_from"),
     ({"seed_families": "cosine", "seed_from": "rt"}, "seed_families must be a list of names (not a single string)"),
     ({"seed": -1}, "seed must be >= 0"),
+    ({"heartbeat_interval": 2**63}, "heartbeat_interval must be <= 86400 s"),
     ({"seed": 2**40}, "seed must be < 2**32"),
     ({"space": ["cosine"]}, "space must be a lrsearch.SearchSpace"),
     ({"sampler": "tpe"}, "sampler must be an optuna BaseSampler"),
