@@ -118,8 +118,6 @@ class Task:
         for name in ("model_fn", "loss_fn", "optimizer_fn"):
             if not callable(getattr(self, name)):
                 raise ValueError(f"{name} must be callable but got {show(getattr(self, name))}.")
-        _check_data("train_data", self.train_data)
-        _check_data("val_data", self.val_data)
         if self.metric is not None and not callable(self.metric):
             raise ValueError(f"metric must be callable or None but got {show(self.metric)}.")
         self.epochs = check_int("epochs", self.epochs, low=1)
@@ -137,6 +135,8 @@ class Task:
             self.groups = check_groups(self.groups)
         if self.direction == "maximize" and self.metric is None:
             raise ValueError("direction must be 'minimize' when metric is None (the validation loss).")
+        _check_data("train_data", self.train_data)  # last: the scalar rules above read better first
+        _check_data("val_data", self.val_data)
 
     def resolve_device(self) -> torch.device:
         if self.device == "auto":
