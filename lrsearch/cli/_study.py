@@ -238,10 +238,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
+    from lrsearch._checks import check_folder
     from lrsearch.reports._dashboard import dashboard_artifact_store
     from lrsearch.search.storage._defaults import check_exists
     from lrsearch.search.storage._defaults import resolve_storage
 
+    check_folder("--artifact-dir", args.artifact_dir)  # as mkdir: a missing parent is an error, not made
     storage = check_exists(_storage_arg(args.storage, "demo"))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host} exposes the study to the network; "

@@ -47,6 +47,7 @@ def test_bad_numbers_are_refused_before_any_command_runs(argv: list, flag: str, 
     (["demo", "--out", "nowhere/plots"], "--out 'nowhere/plots' is in a folder that does not exist ('nowhere')"),
     (["demo", "--storage", "nowhere/s.log"], "--storage 'nowhere/s.log' is in a folder that does not exist"),
     (["worker", "--storage", "nowhere/s.log"], "--storage 'nowhere/s.log' is in a folder that does not exist"),
+    (["dashboard", "--artifact-dir", "nowhere/art"], "--artifact-dir 'nowhere/art' is in a folder that does not"),
 ])
 def test_bad_names_and_paths_are_refused_before_the_demo_writes(argv: list, message: str, tmp_path, monkeypatch,
                                                                 capsys, no_training) -> None:  # noqa: ANN001
