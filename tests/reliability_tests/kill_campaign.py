@@ -41,9 +41,10 @@ FAMILIES = ["constant", "cosine", "wsd", "onecycle"]
 RESULTS = Path(__file__).resolve().parents[2] / "studies" / "results"
 
 
-def objective(trial: optuna.trial.Trial, pause: float = 0.01) -> float:
+def objective(trial: optuna.trial.Trial, pause: float = 0.01, promote: bool = True) -> float:
     schedule = lrsearch.suggest_schedule(trial)
-    lrsearch.run_length(trial, 90)  # a multi-fidelity objective: the best short runs are promoted
+    if promote:
+        lrsearch.run_length(trial, 90)  # a multi-fidelity objective: the best short runs are promoted
     value = abs(math.log10(schedule.lr) + 2.0) + 0.01 * len(schedule.family)
     for step in range(3):
         time.sleep(pause)
