@@ -21,8 +21,8 @@ PACKAGE = ROOT / "lrsearch"
 PAGE = ROOT / "docs" / "architecture.md"
 # room -> layer (L0 pure .. L4 edges); a room is lrsearch's first-level package or root module
 LAYERS = {
-    "_checks": 0, "_plateau": 0, "schedules": 0, "lossmodel": 0, "optim": 0,
-    "training": 1, "rangetest": 1, "population": 1,
+    "_checks": 0, "_plateau": 0, "schedules": 0, "lossmodel": 0,
+    "optim": 1, "training": 1, "rangetest": 1, "population": 1,
     "search": 2, "pruners": 2,
     "reports": 3, "plots": 3,
     "cli": 4, "integrations": 4, "__init__": 4, "__main__": 4,

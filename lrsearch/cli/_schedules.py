@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lrsearch import __version__
+from lrsearch._checks import check_file_path
 from lrsearch.schedules import Schedule
 from lrsearch.schedules import families
 from lrsearch.schedules import get_family
@@ -86,8 +87,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     schedule = _schedule_from_args(args)
     print(json.dumps(schedule.to_dict(), indent=2, ensure_ascii=False))
     print(schedule.describe())
-    out = Path(args.out or f"{schedule.family}.png")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(check_file_path("--out", args.out or f"{schedule.family}.png", create=True))
     plot_schedules({schedule.describe(): schedule}, args.steps, log_scale=args.log).savefig(out, dpi=110)
     print(f"wrote {out}")
     return 0
@@ -96,10 +96,9 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 def _cmd_gallery(args: argparse.Namespace) -> int:
     from lrsearch.reports import plot_family_gallery
 
+    out = Path(check_file_path("--out", args.out, create=True))  # as open: only studies/ is made when missing
     print(f"lrsearch {__version__}: {len(families())} schedule families\n")
     print(_families_table())
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     plot_family_gallery(args.steps).savefig(out, dpi=90)
     print(f"\nwrote {out} (every family at its defaults, {args.steps} steps)")
     return 0

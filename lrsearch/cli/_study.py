@@ -23,6 +23,20 @@ def _storage_arg(value: str | None, default_study: str, suffix: str = ".db") -> 
     return sqlite_path(value) if "://" not in value and value.endswith(".db") else value
 
 
+def _check_outputs(storage: str | None, out: str | None = None) -> None:
+    """``--storage``'s file and the ``--out`` folder, checked as ``open`` and ``mkdir`` would take them,
+    without writing anything (``studies/`` is lrsearch's own: made when needed)."""
+    from lrsearch._checks import check_file_path
+    from lrsearch._checks import check_folder
+    from lrsearch.search.storage import storage_file
+
+    path = storage_file(storage) if storage else None
+    if path is not None:
+        check_file_path("--storage", path)
+    if out is not None:
+        check_folder("--out", out)
+
+
 def _safe(storage: str) -> str:
     """The storage for printing: never a password in full."""
     from lrsearch.search.storage import masked
@@ -69,10 +83,11 @@ def _write_transfer(result, out: Path, name: str, steps: int) -> None:  # noqa: 
 
 
 def _write_report(result, out: Path, name: str, k: int, target_steps: int | None = None) -> None:  # noqa: ANN001
+    from lrsearch._checks import make_folder
     from lrsearch.search.storage import file_stem
 
     name = file_stem(name)  # a study name never chooses a folder: "/x/y" or "../z" become plain stems
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder("--out", out)
     print(result.table(k, include_pruned=True))
     print(f"\ntrials: {result.counts_text()}")
     best = result.export_best(out / f"{name}_best_schedule.json")
@@ -94,11 +109,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import lrsearch
     from lrsearch.cli._demo import mnist1d_task
 
+    from lrsearch._checks import make_folder
     from lrsearch.reports import artifact_dir_for
     from lrsearch.search.storage import check_file_name
 
     check_file_name(args.study, "--study")  # before anything is written under its name
     storage = _storage_arg(args.storage, args.study)
+    _check_outputs(storage, args.out)  # every flag is checked before the range test writes its plot
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.perf_counter()
     task, _ = mnist1d_task(args.epochs, args.device)
@@ -114,8 +131,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         found = lrsearch.lr_find(model, task.optimizer_fn(model.parameters()), task.loss_fn, batches)
     for w in caught:
         print(f"range test warning: {w.message}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(make_folder("--out", args.out))
     found.plot().savefig(out / f"{args.study}_range_test.png", dpi=100)
     low, high = found.search_range()
     print(f"\n1. range test: {found.iterations} steps, search range {low:.3g} .. {high:.3g} "
@@ -162,6 +178,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = _storage_arg(args.storage, args.study, suffix=".log")
+    _check_outputs(storage)
     objective = _objective(args.objective) if args.objective else None
     task = None if objective else mnist1d_task(args.epochs, args.device)[0]
     result = lrsearch.optimize(objective, task=task, n_trials=args.trials, study_name=args.study, storage=storage,
@@ -193,14 +210,22 @@ def _objective(spec: str):  # noqa: ANN202
     module_name, sep, name = spec.rpartition(":")
     if not sep or not module_name or not name.isidentifier():
         raise ValueError(f"--objective must look like MODULE:FUNCTION or FILE.py:FUNCTION but got {spec!r}.")
-    if module_name.endswith(".py"):
-        if not Path(module_name).is_file():
-            raise ValueError(f"--objective file {module_name!r} not found.")
-        found = importlib.util.spec_from_file_location(Path(module_name).stem, module_name)
-        module = importlib.util.module_from_spec(found)  # type: ignore[arg-type]
-        found.loader.exec_module(module)  # type: ignore[union-attr]  # the user's own code, as pytest runs it
-    else:
-        module = importlib.import_module(module_name)
+    try:
+        if module_name.endswith(".py"):
+            if not Path(module_name).is_file():
+                raise ValueError(f"--objective file {module_name!r} not found.")
+            folder = str(Path(module_name).resolve().parent)
+            if folder not in sys.path:  # its neighbours import as they do under `python FILE.py`
+                sys.path.insert(0, folder)
+            found = importlib.util.spec_from_file_location(Path(module_name).stem, module_name)
+            module = importlib.util.module_from_spec(found)  # type: ignore[arg-type]
+            found.loader.exec_module(module)  # type: ignore[union-attr]  # the user's own code, as pytest runs it
+        else:
+            module = importlib.import_module(module_name)
+    except ValueError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever the user's module raised: name the flag
+        raise ValueError(f"--objective {spec!r} could not be imported: {type(err).__name__}: {err}") from None
     objective = getattr(module, name, None)
     if not callable(objective):
         raise ValueError(f"--objective {spec!r} names no function in {module_name!r}.")
@@ -210,6 +235,7 @@ def _objective(spec: str):  # noqa: ANN202
 def _cmd_report(args: argparse.Namespace) -> int:
     from lrsearch.search import SearchResult
 
+    _check_outputs(None, args.out)
     study = _load(_storage_arg(args.storage, args.study or "demo"), args.study)
     _write_report(SearchResult(study), Path(args.out), study.study_name, args.top, args.target_steps)
     return 0
@@ -218,10 +244,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
+    from lrsearch._checks import check_folder
     from lrsearch.reports import dashboard_artifact_store
     from lrsearch.search.storage import check_exists
     from lrsearch.search.storage import resolve_storage
 
+    check_folder("--artifact-dir", args.artifact_dir)  # as mkdir: a missing parent is an error, not made
     storage = check_exists(_storage_arg(args.storage, "demo"))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host} exposes the study to the network; "

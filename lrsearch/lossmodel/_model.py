@@ -20,7 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from lrsearch._checks import check_bool
 from lrsearch._checks import check_int
+from lrsearch._checks import check_names
+from lrsearch._checks import check_positive
+from lrsearch._checks import show
 from lrsearch.lossmodel._laws import LAWS
 from lrsearch.lossmodel._laws import LawFit
 from lrsearch.lossmodel._laws import Run
@@ -102,12 +106,13 @@ class LossModel:
 
     def __init__(self, laws: Sequence[str] = LAWS, overfit: bool | None = None, focus: float = 0.25,
                  seed: int = 0) -> None:
-        laws = tuple(laws)
-        if not 0 < float(focus):
-            raise ValueError(f"focus must be > 0 but got {focus!r}.")
-        self.focus = float(focus)
+        laws = check_names("laws", laws)
+        self.focus = check_positive("focus", focus)
         if not laws or any(law not in LAWS for law in laws):
-            raise ValueError(f"laws must be a non-empty subset of {LAWS} but got {laws!r}.")
+            raise ValueError(f"laws must be a non-empty subset of {LAWS} but got {show(laws)}.")
+        if overfit is not None:
+            check_bool("overfit", overfit)
+        seed = check_int("seed", seed, low=0)
         self.laws, self.overfit, self.seed = laws, overfit, seed
         self.fit_: LawFit | None = None
         self.holdout_error: float | None = None

@@ -19,6 +19,7 @@ from lrsearch._checks import check_float
 from lrsearch._checks import show
 
 OTHERS = "others"  # the group of every parameter no pattern matched
+MAX_RATIO = 1e3  # the largest group LR ratio: a group trained 1000x faster than the base LR is a typo
 
 
 def check_groups(groups: Any) -> dict[str, tuple[str, ...]]:
@@ -52,8 +53,9 @@ def check_ratios(ratios: Any, names: Sequence[str]) -> dict[str, float]:
             raise ValueError(f"ratios has an unknown group {name!r}; expected one of "
                              f"{', '.join(repr(n) for n in (*names, OTHERS))}.")
         value = check_float(f"ratios[{name!r}]", ratio)
-        if value <= 0:
-            raise ValueError(f"ratios[{name!r}] must be > 0 but got {ratio!r}.")
+        if not 0 < value <= MAX_RATIO:
+            raise ValueError(f"ratios[{name!r}] must be in (0, {MAX_RATIO:g}] (a group's LR over the base LR) "
+                             f"but got {show(ratio)}.")
         out[name] = value
     return out
 

@@ -41,6 +41,7 @@ OPTIMIZERS: Mapping[str, _Family] = MappingProxyType({
     "novograd": _Family(Novograd, {}, 0.0, 1e-2),
 })
 _KEYS = ("name", "weight_decay", "ratios")
+MAX_WEIGHT_DECAY = 10.0  # far above any used (AdamW 0.01-1, SGD 1e-5-1e-3); past it the weights only shrink
 
 
 @dataclass(frozen=True, eq=True)
@@ -67,8 +68,8 @@ class OptimizerSpec:
         check_choice("name", self.name, tuple(OPTIMIZERS))
         if self.weight_decay is not None:
             wd = check_float("weight_decay", self.weight_decay)
-            if wd < 0:
-                raise ValueError(f"weight_decay must be >= 0 but got {self.weight_decay!r}.")
+            if not 0 <= wd <= MAX_WEIGHT_DECAY:
+                raise ValueError(f"weight_decay must be in [0, {MAX_WEIGHT_DECAY:g}] but got {show(self.weight_decay)}.")
             object.__setattr__(self, "weight_decay", wd)
         ratios = self.ratios or {}
         if not isinstance(ratios, Mapping):

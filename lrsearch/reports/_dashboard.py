@@ -28,6 +28,8 @@ import optuna
 from optuna.artifacts import get_all_artifact_meta
 from optuna.artifacts import upload_artifact
 
+from lrsearch._checks import check_folder
+from lrsearch._checks import make_folder
 from lrsearch.rangetest import RangeTestResult
 from lrsearch.reports._artifacts import artifact_store
 from lrsearch.reports._artifacts import study_artifact_dir
@@ -221,11 +223,11 @@ class DashboardRecorder(Recorder):
     """
 
     def __init__(self, folder: str | None = "studies/artifacts") -> None:
-        if folder is not None and not isinstance(folder, (str, os.PathLike)):
-            raise ValueError(f"artifacts must be a folder path or None but got {type(folder).__name__}.")
-        self.folder = None if folder is None else os.fspath(folder)
+        self.folder = None if folder is None else check_folder("artifacts", folder)  # made when the study starts
 
     def started(self, study: optuna.Study, task: Any, range_test: RangeTestResult | None) -> None:
+        if self.folder is not None:
+            make_folder("artifacts", self.folder)  # as mkdir: a user-named folder's parent must exist
         name_metric(study, task)  # the dashboard shows "val_loss", not "Objective 0"
         if range_test is not None:
             record_range_test(study, range_test, self.folder)  # data and plot as artifacts, a summary as an attr

@@ -30,6 +30,7 @@ from lrsearch.schedules._modifiers import schedule_multipliers
 from lrsearch.schedules._modifiers import stair_clock
 from lrsearch.schedules._registry import Family
 from lrsearch.schedules._registry import get_family
+from lrsearch.schedules._specdata import check_spec_size
 from lrsearch.schedules._specdata import compact
 from lrsearch.schedules._specdata import normalise
 from lrsearch.schedules._specdata import plain
@@ -98,6 +99,8 @@ class Schedule:
     groups: Any = None
 
     def __post_init__(self) -> None:
+        for key in ("params", "warmup", "tail", "noise", "groups"):
+            check_spec_size(key, getattr(self, key))
         fam = get_family(self.family)
         lr = check_float("lr", self.lr)
         if lr <= 0.0:

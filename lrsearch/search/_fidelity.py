@@ -7,7 +7,8 @@ the full number of steps is a complete, fair short run (its warmup and its decay
 length; whenever a candidate is in the best ``1/reduction`` of the completed runs at its length
 and has not been promoted yet, it is queued again at the next length with the same parameters and
 its peak LR moved by ``(length ratio) ** -lr_shift`` (the best peak LR falls as runs get longer;
-the exponent is measured in ``studies/bench_lr_shift.py``); the full length comes last. The shift
+the exponent is measured in ``studies/bench_lr_shift.py``); the full length comes last. A promotion
+stopped by Ctrl-C or a kill is made again, like a seed (``_seeds.promotions``). The shift
 is the user attr ``lr_scale``, applied by ``suggest_schedule``: the ``lr`` parameter the sampler
 sees stays the one it chose, so a promoted run's better value credits the point it came from.
 
@@ -33,6 +34,7 @@ from lrsearch.search._lengths import _better
 from lrsearch.search._lengths import full_steps_of
 from lrsearch.search._lengths import spent
 from lrsearch.search._lengths import trial_fraction
+from lrsearch.search._seeds import promotions
 from lrsearch.search._transfer import sign_of
 from lrsearch.search._transfer import study_model
 from lrsearch.search._transfer import trial_curve
@@ -157,11 +159,11 @@ class Budget:
         and pruned runs counted, pruned ones ranked last), from the highest rung down. When the
         budget left could no longer carry a fresh run to the full length (the endgame), the best
         not-yet-promoted run of the highest rung that has one is promoted whatever its share, so
-        the search ends on full-length runs.
+        the search ends on full-length runs. A promotion stopped by Ctrl-C or a kill comes first.
         """
         fracs = self.rungs.fractions
         trials = study.get_trials(deepcopy=False) if trials is None else trials
-        promoted = {t.user_attrs.get("promoted_from") for t in trials}
+        settled, again = promotions(trials)
         key = self._rank_key(study, trials)
         endgame = self.endgame(left)
         by_rung: list[list[optuna.trial.FrozenTrial]] = [[] for _ in fracs]
@@ -178,7 +180,8 @@ class Budget:
                 continue
             done = sorted(by_rung[r], key=key)
             quota = done[: int(runs[r] / self.rungs.reduction + _EPS)]
-            pool = [t for t in (done if endgame else quota) if t.number not in promoted]
+            pool = [t for t in done if t.number in again] or [
+                t for t in (done if endgame else quota) if t.number not in settled | again]
             if pool:
                 return pool[0], r + 1
         return None

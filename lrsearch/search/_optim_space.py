@@ -17,10 +17,13 @@ from typing import Any
 
 import optuna
 
+from lrsearch._checks import check_names
 from lrsearch._checks import check_range
 from lrsearch._checks import show
 from lrsearch.optim import OPTIMIZERS
 from lrsearch.optim import OptimizerSpec
+from lrsearch.optim import MAX_RATIO
+from lrsearch.optim import MAX_WEIGHT_DECAY
 from lrsearch.optim import OTHERS
 
 
@@ -44,6 +47,7 @@ class OptimizerSpace:
                  group_ratios: Mapping[str, tuple[float, float]] | None = None) -> None:
         if isinstance(optimizers, str) or not isinstance(optimizers, Sequence) or not optimizers:
             raise ValueError(f"optimizers must be a non-empty list of names but got {show(optimizers)}.")
+        optimizers = check_names("optimizers", optimizers)
         for name in optimizers:
             if name not in OPTIMIZERS:
                 raise ValueError(f"optimizers must name families of {', '.join(OPTIMIZERS)} but got {name!r}.")
@@ -57,6 +61,11 @@ class OptimizerSpace:
             if not isinstance(group, str) or not group:
                 raise ValueError(f"group_ratios must have non-empty string keys but got {group!r}.")
         self.group_ratios = {g: check_range(f"group_ratios[{g!r}]", r) for g, r in (group_ratios or {}).items()}
+        bounds = [("weight_decay", self.weight_decay, MAX_WEIGHT_DECAY)] + [
+            (f"group_ratios[{g!r}]", r, MAX_RATIO) for g, r in self.group_ratios.items()]
+        for name, pair, most in bounds:  # what OptimizerSpec accepts, so every sampled spec is valid
+            if pair is not None and pair[1] > most:
+                raise ValueError(f"{name} must have high <= {most:g} but got {list(pair)!r}.")
 
     def describe(self) -> dict[str, Any]:
         return {"optimizers": list(self.optimizers),

@@ -16,7 +16,6 @@ start fails and retries the trials whose process died, and re-enqueues the seeds
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -26,7 +25,10 @@ import optuna
 
 from lrsearch._checks import check_choice
 from lrsearch._checks import check_int
+from lrsearch._checks import show
 from lrsearch.rangetest import RangeTestResult
+from lrsearch.search._arguments import check_objective
+from lrsearch.search._arguments import check_options
 from lrsearch.training import Task
 from lrsearch.training import train
 from lrsearch.search._fidelity import DEFAULT_BUDGET
@@ -170,31 +172,24 @@ def optimize(
     With ``n_trials=0`` the study is only prepared (created, seeded): start parallel workers after
     that, each calling ``optimize`` on the same storage without ``seed_from``.
     """
-    if (objective is None) == (task is None):
-        raise ValueError("optimize needs exactly one of objective or task.")
-    if objective is not None and not callable(objective):
-        raise ValueError(f"objective must be callable but got {objective!r}.")
-    if task is not None and not isinstance(task, Task):
-        raise ValueError(f"task must be a lrsearch.Task but got {type(task).__name__}.")
+    check_objective(objective, task)
     if task is not None and direction is not None and direction != task.direction:
         raise ValueError(f"direction must match task.direction ({task.direction!r}) but got {direction!r}.")
     direction = check_choice("direction", direction or (task.direction if task else "minimize"),
                              ("minimize", "maximize"))
     if not isinstance(study_name, str) or not study_name or any(c in study_name for c in "/\\"):
-        raise ValueError(f"study_name must be a non-empty name without slashes but got {study_name!r}.")
+        raise ValueError(f"study_name must be a non-empty name without slashes but got {show(study_name)}.")
     n_jobs = check_int("n_jobs", n_jobs, low=-1)
     population = check_population(population, task, n_jobs)
     if n_trials is not None:
         check_int("n_trials", n_trials, low=0)
-    if heartbeat_interval is not None:
-        check_int("heartbeat_interval", heartbeat_interval, low=1)
+    check_options(budget=budget, timeout=timeout, space=space, sampler=sampler, pruner=pruner, callbacks=callbacks,
+                  catch=catch, seed=seed, show_progress_bar=show_progress_bar, seed_from=seed_from,
+                  seed_families=seed_families, heartbeat_interval=heartbeat_interval)
     if budget is None and n_trials is None and timeout is None:
         budget = DEFAULT_BUDGET
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
-                               or not math.isfinite(budget) or budget <= 0):
-        raise ValueError(f"budget must be a positive number of full-run equivalents but got {budget!r}.")
     if rungs is not None and not isinstance(rungs, Rungs):
-        raise ValueError(f"rungs must be a lrsearch.Rungs or None but got {rungs!r}.")
+        raise ValueError(f"rungs must be a lrsearch.Rungs or None but got {show(rungs)}.")
     rungs = rungs or FULL_ONLY
     if recorder is not None and not isinstance(recorder, Recorder):
         raise ValueError(f"recorder must be a lrsearch.search.Recorder or None but got {type(recorder).__name__}.")

@@ -12,9 +12,11 @@ that recorded a first heartbeat. So:
   are left to the RDB heartbeat (a journal file is for one machine).
 - **Seeds** (``_seeds``) are planned in the study (``seed_plan``) and keyed by family. A seed with no
   attempt that ran (COMPLETE or PRUNED), none waiting and none alive is enqueued again, up to
-  ``MAX_SEED_ATTEMPTS`` attempts; an attempt whose objective raised an ordinary exception is not
+  ``_seeds.MAX_ATTEMPTS`` attempts; an attempt whose objective raised an ordinary exception is not
   retried (it would raise again). Two processes repairing at once may enqueue a seed twice: the
   second attempt to start sees the first and is pruned as a duplicate (``_seeds.duplicate_of``).
+- **Promotions** are re-enqueued by ``_fidelity.Budget`` under the same rules (``_seeds.owed``): a
+  stale promotion is only marked FAIL here, and the budget promotes its source again.
 """
 
 from __future__ import annotations
@@ -33,11 +35,9 @@ from optuna.trial import TrialState
 
 from lrsearch.search.storage import is_stale
 from lrsearch.search._seeds import enqueue_seed
-from lrsearch.search._seeds import ran
+from lrsearch.search._seeds import owed
+from lrsearch.search._seeds import planned_key
 from lrsearch.search._seeds import seed_key
-
-
-MAX_SEED_ATTEMPTS = 3
 
 
 def _claim(study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -61,7 +61,7 @@ def recover(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) ->
     for t in trials:
         if is_stale(t, now) and _claim(study, t):
             failed.add(t.number)
-            if seed_key(t) is None:  # seeds are re-enqueued below, with their own limit
+            if planned_key(t) is None:  # seeds (below) and promotions (the budget) are re-enqueued by their plans
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     RetryHeartbeatStaleTrialCallback(max_retry=1)(study, _with_attrs(t, _retry_attrs(t)))
@@ -76,14 +76,9 @@ def recover(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) ->
             by_key.setdefault(key, []).append(t)
     for key, entry in plan.items():
         attempts = by_key.get(key, [])
-        live = [t for t in attempts if t.number not in failed and (t.state == TrialState.WAITING or (
-            t.state == TrialState.RUNNING and not is_stale(t, now)))]
-        if any(ran(t) for t in attempts) or live or len(attempts) >= MAX_SEED_ATTEMPTS:
-            continue
-        if any("error" in t.user_attrs for t in attempts):
-            continue
-        enqueue_seed(study, key, entry, attempt=len(attempts) + 1)
-        made += 1
+        if owed(attempts, now, failed):
+            enqueue_seed(study, key, entry, attempt=len(attempts) + 1)
+            made += 1
     return made
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import optuna
 
+from lrsearch._checks import check_file_path
 from lrsearch._checks import check_int
 from lrsearch.lossmodel import Curve
 from lrsearch.lossmodel import LossModel
@@ -249,8 +250,9 @@ class SearchResult:
         ``chosen_for`` recording the length, the prediction in words (``prediction``; the numbers
         ``predicted`` and ``std`` only when ``trusted``) and the model's error estimate.
         When the search sampled optimizers, the best trial's is the key ``optimizer`` (a note that
-        ``Schedule`` ignores; ``OptimizerSpec.from_dict`` reads it)."""
-        path = Path(path)
+        ``Schedule`` ignores; ``OptimizerSpec.from_dict`` reads it). The file's folder must exist, as
+        for ``open`` (only lrsearch's own ``studies/`` is made when missing)."""
+        path = Path(check_file_path("path", path, create=True))  # as open: a missing folder is an error
         if total_steps is None:
             data = self.best_schedule.to_dict()
         else:
@@ -259,7 +261,6 @@ class SearchResult:
         optimizer = self.best_optimizer
         if optimizer is not None:
             data["optimizer"] = optimizer.to_dict()
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2) + "\n")
         return path
 

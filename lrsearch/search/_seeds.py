@@ -4,6 +4,9 @@ The plan (``seed_plan``: family -> params and the rule the LR came from) is a st
 worker can see which seeds are owed (``_recovery.recover`` re-enqueues them). Each attempt carries
 ``seed_key`` (its family); an attempt that starts when another attempt of its seed has run, or an
 earlier one is alive, is a duplicate and is pruned before it trains (``duplicate_of``).
+
+Promotions (``_fidelity.Budget``) follow the same rules, keyed by the trial they were promoted
+from (``planned_key``): ``owed`` says whether a seed or a promotion needs another attempt.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from lrsearch.search._space import SearchSpace
 _HOLD = ("constant", "plateau")
 _RISE = ("onecycle", "cyclic")
 # Which families are seeded first when the budget affords only some (the strong defaults first).
+#: Attempts a seed or a promotion gets before it is given up (each one stopped by Ctrl-C or a kill).
+MAX_ATTEMPTS = 3
 SEED_ORDER = ("cosine", "onecycle", "wsd", "linear", "constant", "multistep", "cosine_restarts", "flat_cos",
               "poly", "exponential", "step", "inverse_sqrt", "cyclic", "plateau")
 
@@ -50,6 +55,43 @@ def seed_key(trial: FrozenTrial) -> str | None:
     if key is None and "seed" in trial.user_attrs:  # studies seeded before keys existed
         key = trial.params.get("family")
     return key if isinstance(key, str) else None
+
+
+def planned_key(trial: FrozenTrial) -> str | None:
+    """The planned run ``trial`` is an attempt of: its seed, ``"promotion:N"`` for a promotion of trial
+    ``N``, or ``None`` for a sampled trial."""
+    source = trial.user_attrs.get("promoted_from")
+    if isinstance(source, int) and not isinstance(source, bool):
+        return f"promotion:{source}"
+    return seed_key(trial)
+
+
+def owed(attempts: Sequence[FrozenTrial], now: float, failed: set[int] | frozenset[int] = frozenset()) -> bool:
+    """Whether a planned run (a seed or a promotion) with these ``attempts`` needs another one.
+
+    Not when an attempt ran to a result, one waits or is alive (``failed``: numbers just marked
+    FAIL here), ``MAX_ATTEMPTS`` were made, or one's objective raised an ordinary exception (it would
+    raise again); an attempt stopped by Ctrl-C or a kill leaves it owed.
+    """
+    attempts = [t for t in attempts if "duplicate_of" not in t.user_attrs]
+    if any(ran(t) for t in attempts) or len(attempts) >= MAX_ATTEMPTS or any("error" in t.user_attrs for t in attempts):
+        return False
+    return not any(t.number not in failed and (t.state == TrialState.WAITING or (
+        t.state == TrialState.RUNNING and not is_stale(t, now))) for t in attempts)
+
+
+def promotions(trials: Sequence[FrozenTrial]) -> tuple[set[int], set[int]]:
+    """The trials promoted so far, split: those whose promotion is settled (an attempt ran, waits or is
+    alive, raised, or used the last attempt) and those owed another attempt (each one stopped by
+    Ctrl-C or a kill, ``owed``): the budget promotes these first, whatever their rank is now."""
+    attempts: dict[int, list[FrozenTrial]] = {}
+    for t in trials:
+        key = planned_key(t)
+        if key is not None and key.startswith("promotion:"):
+            attempts.setdefault(t.user_attrs["promoted_from"], []).append(t)
+    now = time.time()
+    again = {source for source, tries in attempts.items() if owed(tries, now)}
+    return set(attempts) - again, again
 
 
 def ran(trial: FrozenTrial) -> bool:
@@ -92,13 +134,13 @@ def enqueue_seed(study: optuna.Study, key: str, entry: dict[str, Any], attempt: 
 
 
 def duplicate_of(study: optuna.Study, trial: optuna.trial.Trial) -> int | None:
-    """The attempt that makes ``trial`` (a seed attempt just started) redundant, if any."""
-    key = trial.user_attrs.get("seed_key")
-    if not isinstance(key, str):
+    """The attempt that makes ``trial`` (a seed or promotion attempt just started) redundant, if any."""
+    key = planned_key(trial)  # type: ignore[arg-type]  # a live trial has the same attrs
+    if key is None:
         return None
     now = time.time()
     for t in study.get_trials(deepcopy=False):
-        if t.number == trial.number or seed_key(t) != key or "duplicate_of" in t.user_attrs:
+        if t.number == trial.number or planned_key(t) != key or "duplicate_of" in t.user_attrs:
             continue
         if ran(t) or (t.state == TrialState.RUNNING and t.number < trial.number and not is_stale(t, now)):
             return t.number

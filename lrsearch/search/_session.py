@@ -8,7 +8,7 @@
   weakref or ``__del__`` callback it only prints "Exception ignored") still stops the study after
   the running trial, and ``optimize`` returns the result so far with ``interrupted=True``; the
   interrupted trial is FAIL with the user attr ``interrupted`` and is rerun on the next start if
-  it was a seed.
+  it was a seed or a promotion.
 """
 
 from __future__ import annotations

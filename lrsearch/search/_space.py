@@ -18,7 +18,9 @@ from typing import Any
 
 import optuna
 
+from lrsearch._checks import check_bool
 from lrsearch._checks import check_choice
+from lrsearch._checks import check_names
 from lrsearch._checks import check_range
 from lrsearch.rangetest import RangeTestResult
 from lrsearch.schedules import FAMILIES
@@ -93,7 +95,8 @@ class SearchSpace:
         tail: bool | Iterable[str] = False,
         optimizer: OptimizerSpace | None = None,
     ) -> None:
-        names = [n for n in FAMILIES if _searchable(n) and n not in OPT_IN] if families is None else list(families)
+        names = [n for n in FAMILIES if _searchable(n) and n not in OPT_IN] if families is None else list(
+            check_names("families", families))
         if not names:
             raise ValueError("families must name at least one schedule family.")
         for name in names:
@@ -108,7 +111,7 @@ class SearchSpace:
         lr = DEFAULT_LR if lr is None else lr
         low, high = lr.search_range() if isinstance(lr, RangeTestResult) else check_range("lr", lr, alternative=" or a RangeTestResult")
         self.lr = (low, high)
-        self.warmup = bool(warmup)
+        self.warmup = check_bool("warmup", warmup)
         self.mode = check_choice("mode", mode, ("min", "max"))
         self.tail = _tail_kinds(tail)
         if optimizer is not None and not isinstance(optimizer, OptimizerSpace):

@@ -3,7 +3,7 @@
 
 from lrsearch.training._averaging import Averager
 from lrsearch.training._data import TensorBatches
-from lrsearch.training._loop import Task
+from lrsearch.training._task import Task
 from lrsearch.training._loop import TrainResult
 from lrsearch.training._loop import train
 from lrsearch.training._scheduler import ScheduleLR
@@ -14,9 +14,9 @@ from lrsearch.training._data import length_of
 from lrsearch.training._data import shuffle_order
 from lrsearch.training._data import to_device
 from lrsearch.training._data import unpack
-from lrsearch.training._loop import eval_steps
+from lrsearch.training._task import eval_steps
 from lrsearch.training._loop import new_run
-from lrsearch.training._loop import tensor_pair
+from lrsearch.training._task import tensor_pair
 from lrsearch.training._scheduler import scales_of
 from lrsearch.training._threads import training_threads
 

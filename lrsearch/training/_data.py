@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 
+from lrsearch._checks import check_bool
 from lrsearch._checks import check_int
+from lrsearch._checks import show
 
 
 def length_of(data: Any) -> int | None:
@@ -57,8 +59,15 @@ class TensorBatches:
         if n < 1 or any(t.dim() == 0 or t.shape[0] != n for t in tensors):
             raise ValueError(f"tensors must share a first dimension >= 1 but got {[tuple(t.shape) for t in tensors]}.")
         self.batch_size = check_int("batch_size", batch_size, low=1)
-        self.tensors = tuple(t.to(device) if device is not None else t for t in tensors)
-        self.shuffle, self.drop_last, self.seed = bool(shuffle), bool(drop_last), int(seed)
+        self.shuffle, self.drop_last = check_bool("shuffle", shuffle), check_bool("drop_last", drop_last)
+        self.seed = check_int("seed", seed)
+        if device is not None:
+            device = check_device("device", device)
+            try:
+                tensors = tuple(t.to(device) for t in tensors)
+            except (RuntimeError, AssertionError) as err:  # no such device here (torch asserts for CUDA)
+                raise ValueError(f"device {str(device)!r} is not available here: {str(err)[:200]}") from None
+        self.tensors = tuple(tensors)
         self.passes = 0
 
     def state_dict(self) -> dict[str, int]:
@@ -116,6 +125,19 @@ def cycle(loader: Iterable[Any], name: str) -> Iterator[Any]:
             yield batch
         if empty:
             raise ValueError(f"{name} yielded no batches.")
+
+
+def check_device(name: str, device: Any) -> torch.device:
+    """``device`` as a ``torch.device`` (a string like ``"cpu"``, ``"cuda:1"``, or a device)."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise ValueError(f"{name} must be a torch device or its name (cpu, cuda, cuda:1, mps) but got {show(device)}.")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{name} must be a torch device or its name (cpu, cuda, cuda:1, mps) "
+                         f"but got {show(device)}.") from None
 
 
 def unpack(batch: Any, batch_fn: Callable[[Any], tuple[Any, Any]] | None) -> tuple[Any, Any]:

@@ -177,3 +177,93 @@ def test_random_passwords_are_never_shown(password: str, form: str, as_bytes: bo
         resolve_storage(url.encode() if as_bytes else url, "x", heartbeat_interval=None)
     except ValueError as err:
         assert password not in str(err) and quote(password, safe="") not in str(err)
+
+
+# --------------------------------------------------------------------- every public constructor, optimize
+# Always on: 200 constructor cases (~5 ms each) and 15 optimize cases (a valid one runs a trial, ~0.4 s).
+# The issue-26 run, 1,000 cases each:
+#   LRSEARCH_FUZZ_EXAMPLES=1000 pytest -q tests/reliability_tests/test_fuzz.py -k every_public
+_FUZZ_ENV = __import__("os").environ.get("LRSEARCH_FUZZ_EXAMPLES")
+_CHECKS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much]
+MANY = settings(max_examples=int(_FUZZ_ENV or 200), deadline=None, suppress_health_check=_CHECKS)
+MANY_RUNS = settings(max_examples=int(_FUZZ_ENV or 15), deadline=None, suppress_health_check=_CHECKS)
+_loop: list = []
+_loop.append(_loop)
+hostile = st.one_of(junk, st.sampled_from([
+    10**400, -10**400, float("inf"), -1e308, 1e308, 2**63, "", "cosine", b"x", (), {}, {"a": 1}, [[[[]]]], _loop,
+    object(), torch.nn.Linear(2, 1), torch.zeros(3), lambda *a: None, ValueError, "../x", "/proc/x"]),
+    st.dictionaries(st.text(max_size=5), junk, max_size=3), st.tuples(junk, junk))
+_X, _Y = torch.randn(8, 2), torch.randn(8, 1)
+_TASK = {"model_fn": lambda: torch.nn.Linear(2, 1), "train_data": (_X, _Y), "val_data": (_X, _Y),
+         "loss_fn": F.mse_loss}
+CONSTRUCTORS = {  # the public classes with the arguments fuzzed (required ones get valid values)
+    "LossModel": (lambda **k: lrsearch.LossModel(**k), ["laws", "overfit", "focus", "seed"]),
+    "OptimizerSpec": (lambda **k: lrsearch.OptimizerSpec(**k), ["name", "weight_decay", "ratios"]),
+    "OptimizerSpace": (lambda **k: lrsearch.OptimizerSpace(**k), ["optimizers", "weight_decay", "group_ratios"]),
+    "SearchSpace": (lambda **k: lrsearch.SearchSpace(**k), ["families", "lr", "warmup", "mode", "tail", "optimizer"]),
+    "Rungs": (lambda **k: lrsearch.Rungs(**k), ["fractions", "reduction", "lr_shift"]),
+    "PlateauMonitor": (lambda **k: lrsearch.PlateauMonitor(**k),
+                       ["mode", "patience", "threshold", "threshold_mode", "cooldown"]),
+    "PlateauPruner": (lambda **k: lrsearch.PlateauPruner(**k), ["patience", "threshold", "threshold_mode",
+                                                                 "percentile", "n_startup_trials", "n_warmup_steps",
+                                                                 "protect_below"]),
+    "ForecastPruner": (lambda **k: lrsearch.ForecastPruner(**k),
+                       ["percentile", "margin", "n_startup_trials", "min_fraction", "use_model"]),
+    "Task": (lambda **k: lrsearch.Task(**{**_TASK, **k}), [*_TASK, "metric", "epochs", "optimizer_fn",
+                                                           "batch_size", "direction", "device", "amp",
+                                                           "accumulation_steps", "clip_grad_norm", "threads",
+                                                           "groups"]),
+    "TensorBatches": (lambda **k: lrsearch.TensorBatches(_X, _Y, **{"batch_size": 4, **k}),
+                      ["batch_size", "shuffle", "drop_last", "seed", "device"]),
+    "Schedule": (lambda **k: lrsearch.Schedule(**k), ["family", "lr", "params", "warmup", "tail", "noise", "floor",
+                                                      "stairs", "groups"]),
+}
+
+
+@MANY
+@given(data=st.data(), name=st.sampled_from(sorted(CONSTRUCTORS)))
+def test_every_public_constructor_gives_a_value_error_or_an_object(data, name: str) -> None:
+    make, args = CONSTRUCTORS[name]
+    kwargs = data.draw(st.dictionaries(st.sampled_from(args), hostile, min_size=1, max_size=3))
+    try:
+        make(**kwargs)
+    except ValueError as err:
+        assert 0 < len(str(err)) < 2000  # one clear line, never a dump of the input
+
+
+def _tiny(value: object) -> bool:  # a valid count of trials that would make a case slow
+    return not (isinstance(value, int) and not isinstance(value, bool) and value > 2)
+
+
+_paths = st.sampled_from([None, "art", "studies/art", "missing/x", "/nonexistent_lrs26/x", "/proc/lrs26", "",
+                          "s.log", "s.db", "studies/s.log", "missing/s.log", "sqlite:///missing/s.db", "x.txt"])
+OPTIMIZE_ARGS = {
+    "budget": hostile, "rungs": st.one_of(st.just(lrsearch.Rungs()), hostile), "timeout": hostile,
+    "n_trials": st.one_of(st.integers(-2, 2), hostile.filter(_tiny)), "study_name": st.one_of(hostile, st.text(max_size=8)),
+    "storage": _paths.filter(lambda p: p != "art"), "direction": hostile, "seed_from": hostile,
+    "space": st.one_of(st.just(lrsearch.SearchSpace(["cosine"])), hostile), "sampler": hostile, "pruner": hostile,
+    "n_jobs": st.one_of(st.integers(-2, 2), hostile.filter(_tiny)), "callbacks": hostile,
+    "show_progress_bar": hostile, "catch": hostile, "seed": hostile, "artifacts": _paths,
+    "heartbeat_interval": hostile, "seed_families": hostile, "population": hostile,
+}
+
+
+@MANY_RUNS
+@given(kwargs=st.dictionaries(st.sampled_from(sorted(OPTIMIZE_ARGS)), st.none(), min_size=1, max_size=4).flatmap(
+    lambda keys: st.fixed_dictionaries({k: OPTIMIZE_ARGS[k] for k in keys})), positional=hostile)
+def test_every_public_optimize_argument_gives_a_value_error_and_writes_only_in_the_working_folder(
+        kwargs: dict, positional: object, tmp_path_factory) -> None:
+    import os
+
+    root = tmp_path_factory.mktemp("opt")
+    work = root / "w"
+    work.mkdir()
+    os.chdir(work)
+    kwargs.setdefault("n_trials", 1)
+    objective = (lambda t: lrsearch.suggest_schedule(t).lr) if kwargs.get("n_trials") != 2 else positional
+    try:
+        lrsearch.optimize(objective, **kwargs)
+    except ValueError as err:
+        assert 0 < len(str(err)) < 2000
+    outside = [p for p in root.rglob("*") if p != work and work not in p.parents]
+    assert outside == [] and not os.path.exists("/nonexistent_lrs26") and not os.path.exists("/proc/lrs26")

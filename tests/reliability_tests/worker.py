@@ -1,7 +1,8 @@
 """A study worker for the fault tests: ``python worker.py STORAGE STUDY N_TRIALS SLEEP [SEED_FROM.json]``.
 
 Each trial samples a schedule, "trains" for a few evaluations (sleeping SLEEP seconds each) and
-returns a value derived from the schedule, so results are deterministic per parameter set.
+returns a value derived from the schedule, so results are deterministic per parameter set. It trains
+full length (no promotions): the kill campaign covers promoted runs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def main() -> None:
         with open(sys.argv[5]) as f:
             seed_from = lrsearch.RangeTestResult.from_dict(json.load(f))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    lrsearch.optimize(lambda t: objective(t, pause), n_trials=n_trials, study_name=study, storage=storage,
+    lrsearch.optimize(lambda t: objective(t, pause, promote=False), n_trials=n_trials, study_name=study, storage=storage,
                       seed_from=seed_from, heartbeat_interval=1, artifacts=None,
                       space=lrsearch.SearchSpace(["constant", "cosine", "wsd", "onecycle"]))
 

@@ -245,3 +245,18 @@ def test_poly_defaults_are_one_cycle_bit_for_bit() -> None:
         expected = 0.01 + (1 - 0.01) * (1 - (t / 1000) ** k) ** power
         ours = Schedule("poly", 1.0, {"power": power, "k": k, "min_ratio": 0.01}).multipliers(t, 1000)
         np.testing.assert_array_equal(ours, expected)
+
+
+def test_step_0_is_the_formula_at_t_0_unlike_the_first_step_of_timms_loop() -> None:
+    """The documented convention (issue 26 item 12): step 0 evaluates the formula and the noise at t = 0,
+    as timm's ``step_update(0)`` does; timm's own loop never calls ``step_update(0)`` without warmup (its
+    constructor sets the base LR), so its first step runs at the peak, without noise. The gap: 6e-6
+    relative for tanh, up to ``pct`` with noise; every later step agrees (the tests above)."""
+
+    tanh = Schedule("tanh", lr=0.1, params={"lb": -6.0, "ub": 4.0, "min_ratio": 0.01})
+    low = 0.1 * 0.01
+    assert tanh.lr_at(0, 1000) == pytest.approx(low + 0.5 * (0.1 - low) * (1 - math.tanh(-6.0)), rel=1e-12)
+    assert 0 < 0.1 - tanh.lr_at(0, 1000) < 1e-5 * 0.1
+    noisy = Schedule("cosine", lr=0.1, noise={"range": [0, 0.5], "pct": 0.5, "seed": 7})
+    assert noisy.lr_at(0, 1000) == pytest.approx(0.1 * (1 + _noise_formula(0, 0.5, 1.0, 7, "normal")), rel=1e-6)
+    assert noisy.lr_at(0, 1000) != 0.1

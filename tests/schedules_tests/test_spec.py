@@ -253,3 +253,44 @@ def test_multipliers_of_long_step_arrays_match_lr_at() -> None:
     for i in (0, 1, 500, 20_000, len(steps) - 1):
         assert got[i] == s.lr_at(int(steps[i]), total)
     assert s.multipliers(np.array([[3, 5], [7, 9]]), 10).shape == (2, 2)
+
+
+def _nested_product(depth: int, width: int = 1) -> dict:
+    spec: dict = {"family": "cosine"}
+    for _ in range(depth):
+        spec = {"family": "product", "params": {"factors": [spec] + [{"family": "linear"}] * (width - 1)}}
+    return spec
+
+
+@pytest.mark.parametrize("depth", [9, 100, 5000])
+def test_a_product_nested_past_the_bound_is_a_value_error_not_a_recursion_error(depth: int) -> None:
+    with pytest.raises(ValueError, match="params must nest at most (8 schedules inside one another|64 dicts)"):
+        Schedule(lr=0.1, **_nested_product(depth))
+
+
+def test_a_product_at_the_bound_is_accepted_and_evaluates() -> None:
+    schedule = Schedule(lr=0.1, **_nested_product(8, width=6))  # 8 deep, 48 schedules
+    assert 0 < schedule.lr_at(10, 1000) <= 0.1
+    assert Schedule.from_json(schedule.to_json()) == schedule
+
+
+def test_a_spec_that_contains_itself_is_a_value_error() -> None:
+    spec: dict = {"family": "product", "params": {"factors": [None]}}
+    spec["params"]["factors"][0] = spec
+    with pytest.raises(ValueError, match="params must be plain data but it contains itself"):
+        Schedule(lr=0.1, **spec)
+    loop: list = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="contains itself"):
+        Schedule("cosine", lr=0.1, noise={"range": loop})
+
+
+def test_a_spec_with_too_many_schedules_or_values_is_a_value_error() -> None:
+    from lrsearch.schedules._specdata import MAX_SPEC_ITEMS
+    from lrsearch.schedules._specdata import MAX_SPEC_SCHEDULES
+
+    Schedule("product", lr=0.1, params={"factors": [{"family": "cosine"}] * MAX_SPEC_SCHEDULES})
+    with pytest.raises(ValueError, match=f"at most {MAX_SPEC_SCHEDULES} nested schedules"):
+        Schedule("product", lr=0.1, params={"factors": [{"family": "cosine"}] * (MAX_SPEC_SCHEDULES + 1)})
+    with pytest.raises(ValueError, match=f"at most {MAX_SPEC_ITEMS} list elements"):
+        Schedule("multistep", lr=0.1, params={"milestones": [0.5] * (MAX_SPEC_ITEMS + 1)})

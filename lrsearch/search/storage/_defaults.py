@@ -1,6 +1,8 @@
 """Study storage: resolving what the user passed, and making RDB storages crash-safe by default.
 
 - ``None``: ``sqlite:///studies/<study>.db`` (the folder is created).
+- A file's folder must exist, as for ``open``; only lrsearch's own ``studies/`` (relative to the
+  working folder) is created when missing (``_checks.check_file_path``).
 - A path ending in ``.log`` or ``.journal``: a journal file (parallel workers on one machine).
 - A path ending in ``.db``: that SQLite file.
 - A URL (``sqlite:///...``, ``postgresql://...``, ``mysql://...``): an RDB storage with heartbeats, so a
@@ -33,6 +35,8 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+from lrsearch._checks import check_file_path
+from lrsearch._checks import show
 from lrsearch.search.storage._journal import open_journal
 
 
@@ -51,8 +55,9 @@ def _safe_name(name: Any) -> bool:
 def check_file_name(name: Any, what: str = "study_name") -> str:
     """``name`` if it is safe as a file name (letters, digits, ``_ . -``; at most 100), else ``ValueError``."""
     if not _safe_name(name):
+        storage = "--storage" if what.startswith("--") else "storage="  # the CLI's flag, or optimize's argument
         raise ValueError(f"{what} must be 1-100 letters, digits, '_', '.' or '-' (not starting with '.' or '-') "
-                         f"to name a file but got {name!r}; pass storage= to keep another name.")
+                         f"to name a file but got {show(name)}; pass {storage} to keep another name.")
     return name
 
 
@@ -102,13 +107,6 @@ def masked(url: Any, text: str | None = None) -> str:
     return re.sub(r"(://[^:/@\s]*):[^\s]*@", r"\1:***@", out)
 
 
-def _makedirs(folder: str, what: str) -> None:
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"{what}: the folder {folder!r} could not be created ({err.strerror or err}).") from None
-
-
 def _driver(url: str, scheme: str) -> str:
     """``postgresql://`` names no driver and SQLAlchemy 2.1 would pick one we may not have: pick ours."""
     if scheme != "postgresql" or not url.startswith("postgresql://"):
@@ -129,9 +127,7 @@ def _rdb(url: str, heartbeat_interval: int | None, grace_period: int | None) -> 
         if path in ("", ":memory:"):
             raise ValueError(f"storage {masked(url)!r} is an in-memory SQLite database, lost when the process exits; "
                              "give a file (studies/<name>.db) or pass optuna.storages.InMemoryStorage() on purpose.")
-        folder = os.path.dirname(path)
-        if folder:
-            _makedirs(folder, f"storage {masked(url)!r}")
+        check_file_path("storage", path, create=True)  # as open: only studies/ is made when missing
     engine = {"connect_args": {"timeout": 60}} if scheme == "sqlite" else None  # wait, don't fail, on a lock
     try:
         with warnings.catch_warnings():
