@@ -108,7 +108,7 @@ def test_the_layout_tables_paths_exist() -> None:
 
 
 def test_the_parity_table_is_what_the_parity_code_measures() -> None:
-    from tests.test_torch_parity import parity_table
+    from tests.training_tests.test_torch_parity import parity_table
 
     page = (DOCS / "parity.md").read_text()
     quoted = dict(re.findall(r"^\| ((?:[A-Z]\w+)[^|]*?) \| (\d\.\de[+-]\d+) \|$", page, flags=re.M))

@@ -42,8 +42,8 @@ def test_the_headline_numbers_are_the_committed_results() -> None:
         bench = re.search(r"studies/(bench_\w+)\.py", command)
         if bench:
             results = (ROOT / "studies" / "results" / f"{bench.group(1)}.md").read_text()
-        else:  # the parity table of the docs, which `python -m tests.test_torch_parity` prints
-            assert "tests.test_torch_parity" in command
+        else:  # the parity table of the docs, which `python -m tests.training_tests.test_torch_parity` prints
+            assert "tests.training_tests.test_torch_parity" in command
             results = (ROOT / "docs" / "parity.md").read_text()
             errors = [float(e) for e in re.findall(r"^\| [A-Z]\w+.*\| (\d\.\de[+-]\d+) \|$", results, flags=re.M)]
             assert f"({len(errors)} configurations" in claim and max(errors) == float(numbers[0])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from collections.abc import Iterable
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,14 +138,11 @@ class Task:
             self.steps = check_steps("steps", self.steps, low=1)
         if self.eval_every is not None:
             self.eval_every = check_int("eval_every", self.eval_every, low=1)
-        if isinstance(self.train_data, Iterator):
-            raise ValueError("train_data must be re-iterable (every run starts from its first batch): a "
-                             f"DataLoader or a list, not a one-shot {type(self.train_data).__name__}.")
+        _check_data("train_data", self.train_data)  # a one-shot iterator too: every run starts from its first batch
         if self.steps is None and not tensor_pair(self.train_data) and length_of(self.train_data) is None:
             raise ValueError(f"steps must be given when train_data has no length (a stream such as a "
                              f"DataLoader over an IterableDataset: {type(self.train_data).__name__}), "
                              "to know the run's optimizer steps, but got None.")
-        _check_data("train_data", self.train_data)  # last: the scalar rules above read better first
         _check_data("val_data", self.val_data)
 
     def resolve_device(self) -> torch.device:

@@ -75,7 +75,7 @@ def test_a_stream_that_runs_out_is_an_error_not_a_second_pass() -> None:
 def test_a_stream_needs_steps_and_a_reiterable_loader() -> None:
     with pytest.raises(ValueError, match=r"steps must be given when train_data has no length .* None"):
         stream_task(steps=None)
-    with pytest.raises(ValueError, match=r"train_data must be re-iterable .* generator"):
+    with pytest.raises(ValueError, match=r"train_data must be \(inputs, targets\) tensors or a re-iterable .* generator"):
         Task(_model, (b for b in Stream(3)), _val(), F.cross_entropy, steps=3)
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match=rf"eval_every must be .*{bad}"):

@@ -177,6 +177,6 @@ def parity_table() -> list[tuple[str, float]]:
     return rows
 
 
-if __name__ == "__main__":  # python -m tests.test_torch_parity prints the table
+if __name__ == "__main__":  # python -m tests.training_tests.test_torch_parity prints the table
     for name, err in parity_table():
         print(f"| {name} | {err:.1e} |")

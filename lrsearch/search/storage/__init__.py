@@ -11,9 +11,10 @@ from lrsearch.search.storage._defaults import masked
 from lrsearch.search.storage._defaults import resolve_storage
 from lrsearch.search.storage._defaults import single_process
 from lrsearch.search.storage._defaults import sqlite_path
+from lrsearch.search.storage._defaults import storage_file
 from lrsearch.search.storage._liveness import is_stale
 from lrsearch.search.storage._liveness import owner
 
 
 __all__ = ["GRACE_PERIOD", "HEARTBEAT_INTERVAL", "check_exists", "check_file_name", "file_stem", "is_sqlite",
-           "masked", "owner", "is_stale", "resolve_storage", "single_process", "sqlite_path"]
+           "masked", "owner", "is_stale", "resolve_storage", "single_process", "sqlite_path", "storage_file"]
