@@ -118,3 +118,16 @@ def test_without_a_process_group_the_distributed_paths_refuse() -> None:
     with pytest.raises(ValueError, match="distributed must be a bool or None but got 'yes'"):
         lrsearch.lr_find(model, opt, torch.nn.functional.mse_loss, batches, distributed="yes", verbose=False)
 
+
+def test_ddp_search_example_runs_under_torchrun(tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), str(ROOT / "studies" / "ddp_search.py"), "--trials", "3",
+           "--epochs", "2", "--storage", "ddp.db"]
+    with open(tmp_path / "out.txt", "w") as out:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.PIPE, text=True)
+        (code, err), = finish([proc])
+    assert code == 0, err
+    assert (tmp_path / "out.txt").read_text().count("best: ") == 1  # rank 0 alone reports
+    study = optuna.load_study(study_name="ddp_search", storage=f"sqlite:///{tmp_path / 'ddp.db'}")
+    assert sum(t.state.is_finished() for t in study.trials) == 3  # the others: seeds still waiting
