@@ -25,9 +25,12 @@ from typing import Any
 import optuna
 import torch.distributed as dist
 
+from lrsearch.search._optim_space import check_groups_cover
 from lrsearch.search._optimize import optimize
+from lrsearch.search._optimize import task_objective
 from lrsearch.search._result import SearchResult
 from lrsearch.search._space import _current
+from lrsearch.training import Task
 
 _SHARED = "_lrsearch_on_every_rank"  # set on an exception every rank raised together
 
@@ -180,11 +183,16 @@ class DistributedTrial(optuna.trial.BaseTrial):
 
 
 def optimize_distributed(
-    objective: Callable[[optuna.trial.BaseTrial], float], *, group: Any = None, **options: Any
+    objective: Callable[[optuna.trial.BaseTrial], float] | None = None,
+    *,
+    task: Task | None = None,
+    group: Any = None,
+    **options: Any,
 ) -> SearchResult | None:
     """Search with an objective that trains across the ranks of a ``torch.distributed`` job.
 
-    Every rank calls it with the same objective. Rank 0 runs ``lrsearch.search.optimize(objective,
+    Every rank calls it with the same objective (or ``Task``, trained by the reference loop: its
+    ``model_fn`` returns the DDP model, its data is the rank's shard). Rank 0 runs ``lrsearch.search.optimize(objective,
     **options)`` (it alone opens the storage) and calls the objective with a ``DistributedTrial``
     of each trial; the other ranks ignore ``options``, receive each trial rank 0 starts (and its
     search space, so ``suggest_schedule`` samples the same parameters) and call the objective with
@@ -207,6 +215,21 @@ def optimize_distributed(
     every rank (a ``RuntimeError`` on the others); an error on one rank only, in the middle of a
     trial, leaves the others waiting in a collective: ``torchrun`` then stops the job.
     """
+    if (objective is None) == (task is None):
+        raise ValueError("optimize_distributed needs exactly one of objective or task.")
+    if options.get("n_jobs", 1) != 1:
+        raise ValueError(f"n_jobs must be 1 across ranks (the ranks train one trial at a time together) "
+                         f"but got {options['n_jobs']!r}.")
+    if options.get("population") is not None:
+        raise ValueError(f"population must be None across ranks (each trial is one DDP run) "
+                         f"but got {options['population']!r}.")
+    if task is not None:
+        if not isinstance(task, Task):
+            raise ValueError(f"task must be a lrsearch.Task but got {type(task).__name__}.")
+        space = options.get("space")
+        check_groups_cover(space.optimizer if space is not None else None, task.groups)
+        options.setdefault("direction", task.direction)
+        objective = task_objective(task, options.get("seed", 0))
     if not callable(objective):
         raise ValueError(f"objective must be callable but got {objective!r}.")
     if _rank(group) != 0:

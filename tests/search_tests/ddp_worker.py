@@ -99,6 +99,23 @@ def search(rank: int | None, world: int, storage: str) -> tuple[Any, list[tuple[
     return lrsearch.optimize_distributed(objective, **options), seen
 
 
+def search_task(rank: int | None, world: int, storage: str) -> list[tuple[Any, ...]] | None:
+    """The same through ``optimize(task=...)``: the reference loop, default rungs and pruner."""
+    x, y, vx, vy = data()
+    task = lrsearch.Task(lambda: wrap(model_fn(), rank), (shard(x, rank, world), shard(y, rank, world)), (vx, vy),
+                         F.cross_entropy, epochs=N_EVALS, batch_size=128 // world, device="cpu", threads=0)
+    space = lrsearch.SearchSpace(families=["cosine", "wsd"], lr=(1e-2, 1.0))
+    options = {"n_trials": 3, "storage": storage, "study_name": "task", "space": space,
+               "show_progress_bar": False, "heartbeat_interval": None}
+    if rank is None:
+        result = lrsearch.search.optimize(task=task, **options)
+    else:
+        result = lrsearch.optimize_distributed(task=task, **options)
+    if result is None:
+        return None
+    return [(t.number, t.state.name, t.value, t.params, t.user_attrs.get("run_steps")) for t in result.study.trials]
+
+
 def calls(rank: int) -> dict[str, str]:
     """What a rank > 0 raises when its trial calls differ from rank 0's, or when rank 0's raises."""
     out = {}
@@ -128,6 +145,7 @@ def run(rank: int | None, world: int, port: int, out: str) -> None:
     result, seen = search(rank, world, os.path.join(out, f"rank{rank}.db"))
     found["seen"] = seen
     found["values"] = None if result is None else [(t.number, t.state.name, t.value) for t in result.study.trials]
+    found["task"] = search_task(rank, world, os.path.join(out, f"rank{rank}.db"))
     if rank is not None:
         found["calls"] = calls(rank)
     with open(os.path.join(out, f"rank{rank}.pkl"), "wb") as f:

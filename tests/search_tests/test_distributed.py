@@ -82,6 +82,14 @@ def test_search_across_two_ranks_matches_one_process(runs) -> None:
     assert other["values"] is None  # optimize_distributed returns the result on rank 0 only
 
 
+def test_task_search_across_two_ranks_matches_one_process(runs) -> None:
+    one, zero = runs[None]["task"], runs[0]["task"]
+    assert runs[1]["task"] is None and len(zero) == len(one) >= 3
+    for (n, state, value, params, steps), (n1, state1, value1, params1, steps1) in zip(zero, one):
+        assert (n, state, params, steps) == (n1, state1, params1, steps1)
+        assert value == pytest.approx(value1, rel=1e-5)
+
+
 def test_a_pruned_trial_is_pruned_on_every_rank(runs) -> None:
     for r in (runs[0], runs[1]):
         pruned = [(n, reason) for n, _, value, reason in r["seen"] if value == "pruned"]
@@ -110,6 +118,10 @@ def test_without_a_process_group_the_distributed_paths_refuse() -> None:
         lrsearch.DistributedTrial(optuna.trial.FixedTrial({}))
     with pytest.raises(ValueError, match="torch.distributed process group"):
         lrsearch.optimize_distributed(lambda trial: 0.0, n_trials=1)
+    with pytest.raises(ValueError, match="n_jobs must be 1 across ranks .* but got 2"):
+        lrsearch.optimize_distributed(lambda trial: 0.0, n_jobs=2)
+    with pytest.raises(ValueError, match="exactly one of objective or task"):
+        lrsearch.optimize_distributed()
     model = torch.nn.Linear(2, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     batches = [(torch.randn(4, 2), torch.randn(4, 1))]
