@@ -100,10 +100,11 @@ def search(rank: int | None, world: int, storage: str) -> tuple[Any, list[tuple[
 
 
 def search_task(rank: int | None, world: int, storage: str) -> list[tuple[Any, ...]] | None:
-    """The same through ``optimize(task=...)``: the reference loop, default rungs and pruner."""
+    """The same through ``optimize(task=...)``: the reference loop (full batches, one step an
+    epoch, so 3-step runs at the first rung), default rungs and pruner."""
     x, y, vx, vy = data()
     task = lrsearch.Task(lambda: wrap(model_fn(), rank), (shard(x, rank, world), shard(y, rank, world)), (vx, vy),
-                         F.cross_entropy, epochs=N_EVALS, batch_size=128 // world, device="cpu", threads=0)
+                         F.cross_entropy, epochs=STEPS, batch_size=128 // world, device="cpu", threads=0)
     space = lrsearch.SearchSpace(families=["cosine", "wsd"], lr=(1e-2, 1.0))
     options = {"n_trials": 3, "storage": storage, "study_name": "task", "space": space,
                "show_progress_bar": False, "heartbeat_interval": None}
