@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
     from lrsearch.population import train_population
     from lrsearch.optim import OptimizerSpec
     from lrsearch.optim import param_groups
+    from lrsearch.search import DistributedTrial
     from lrsearch.search import ForecastPruner
     from lrsearch.search import OptimizerSpace
     from lrsearch.search import PlateauPruner
@@ -44,6 +45,7 @@ if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
     from lrsearch.search import SearchResult
     from lrsearch.search import SearchSpace
     from lrsearch.search import optimize
+    from lrsearch.search import optimize_distributed
     from lrsearch.search import report
     from lrsearch.search import suggest_optimizer
     from lrsearch.search import suggest_schedule
@@ -59,6 +61,7 @@ _LAZY = {
     "train": "lrsearch.training",
     "PopulationWarning": "lrsearch.population",
     "train_population": "lrsearch.population",
+    "DistributedTrial": "lrsearch.search",
     "ForecastPruner": "lrsearch.search",
     "OptimizerSpace": "lrsearch.search",
     "OptimizerSpec": "lrsearch.optim",
@@ -69,6 +72,7 @@ _LAZY = {
     "run_length": "lrsearch.search",
     "SearchResult": "lrsearch.search",
     "SearchSpace": "lrsearch.search",
+    "optimize_distributed": "lrsearch.search",
     "report": "lrsearch.search",
     "suggest_schedule": "lrsearch.search",
 }
@@ -114,6 +118,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DistributedTrial",
     "ForecastPruner",
     "LossModel",
     "OptimizerSpace",
@@ -136,6 +141,7 @@ __all__ = [
     "lossmodel",
     "lr_find",
     "optimize",
+    "optimize_distributed",
     "param_groups",
     "report",
     "run_length",

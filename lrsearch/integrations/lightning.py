@@ -20,7 +20,12 @@ validation after its first update (so the reported metric is the averaged model'
 written by ``ModelCheckpoint``, which runs after this callback, hold the live weights) and copies
 them into the module for good at the end of training, as Lightning's ``StochasticWeightAveraging``
 does. An SWA of a model with BatchNorm recomputes its statistics over the training loader, calling
-``module(inputs)`` on each batch's first element. One device (no DDP).
+``module(inputs)`` on each batch's first element.
+
+Under Lightning's own DDP (``strategy="ddp"``, started by ``torchrun``) every rank runs the
+objective with a ``lrsearch.DistributedTrial`` (``lrsearch.optimize_distributed`` hands it in):
+rank 0's trial decides, every rank gets the same schedule and is pruned together (tested on CPU
+with gloo, without an averaging tail).
 """
 
 from __future__ import annotations

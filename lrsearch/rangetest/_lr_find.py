@@ -31,6 +31,9 @@ from lrsearch.training import cycle
 from lrsearch.training import eval_mean
 from lrsearch.training import to_device
 from lrsearch.training import unpack
+from lrsearch.rangetest._distributed import across_ranks
+from lrsearch.rangetest._distributed import from_rank_zero
+from lrsearch.rangetest._distributed import mean_across
 from lrsearch.rangetest._result import RangeTestResult
 from lrsearch.rangetest._snapshot import Snapshot
 from lrsearch.training import scales_of
@@ -101,6 +104,7 @@ def lr_find(
     snapshot: str = "cpu",
     check_every: int | None = None,
     verbose: bool = True,
+    distributed: bool | None = None,
 ) -> RangeTestResult:
     """Run an LR range test and leave what it touched exactly as it was, even when interrupted.
 
@@ -142,6 +146,9 @@ def lr_find(
         snapshot: ``"cpu"`` (default; no second copy on the GPU) or ``"disk"``.
         check_every: Read losses on the host every this many steps (default 1 on CPU, 10 on GPU).
         verbose: Show a progress bar (on stderr).
+        distributed: Run across the ranks of a ``torch.distributed`` job, every rank on its own
+            shard of the data: each point is the mean loss over the ranks, every rank gets rank
+            0's result and is restored. Default: on for a ``DistributedDataParallel`` model.
     """
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module but got {type(model).__name__}.")
@@ -162,6 +169,7 @@ def lr_find(
         raise ValueError(f"diverge_th must be > 1 but got {diverge_th!r}.")
     accumulation_steps = check_int("accumulation_steps", accumulation_steps, low=1)
     amp_dtype = _AMP[check_choice("amp", amp, tuple(_AMP))]
+    synced = across_ranks(model, distributed)
     if probe_batches is not None:
         probe_batches = check_int("probe_batches", probe_batches, low=1)
         if val_loader is None:
@@ -232,6 +240,9 @@ def lr_find(
                                       batch_fn=batch_fn, autocast=autocast)
             if accumulation_steps > 1:
                 step_loss = step_loss / accumulation_steps
+            if synced:  # the ranks' mean: every rank records the same point and stops with the others
+                step_loss = mean_across(step_loss)
+                eval_loss = None if eval_loss is None else mean_across(eval_loss)
             if progress is not None:
                 progress.update(1)
             if check_every == 1 and on_cpu:  # fast path: a CPU scalar is read at no cost
@@ -265,6 +276,8 @@ def lr_find(
          "amp": amp, "mode": mode},
         stop, iterations, skipped,
     )
+    if synced:
+        result = from_rank_zero(result)
     for message in result.warnings:
         warnings.warn(message, RangeTestWarning, stacklevel=2)
     return result

@@ -1,6 +1,8 @@
 """The search: a schedule search space, seeding from a range test, rungs over run length, pruning,
 ``optimize`` and its ``SearchResult``; pruners in ``search/pruners/``, storages in ``search/storage/``."""
 
+from lrsearch.search._distributed import DistributedTrial
+from lrsearch.search._distributed import optimize_distributed
 from lrsearch.search._fidelity import DEFAULT_BUDGET
 from lrsearch.search._fidelity import Rungs
 from lrsearch.search._fidelity import run_length
@@ -17,5 +19,6 @@ from lrsearch.search.pruners import PlateauPruner
 from lrsearch.search.pruners import report
 
 
-__all__ = ["DEFAULT_BUDGET", "ForecastPruner", "OptimizerSpace", "PlateauPruner", "Recorder", "Rungs", "SearchResult",
-           "SearchSpace", "optimize", "report", "run_length", "suggest_optimizer", "suggest_schedule"]
+__all__ = ["DEFAULT_BUDGET", "DistributedTrial", "ForecastPruner", "OptimizerSpace", "PlateauPruner", "Recorder",
+           "Rungs", "SearchResult", "SearchSpace", "optimize", "optimize_distributed", "report", "run_length",
+           "suggest_optimizer", "suggest_schedule"]

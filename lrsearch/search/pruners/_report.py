@@ -34,6 +34,9 @@ def report(
     """
     step = check_int("step", step, low=0)
     value = float(value)
+    shared = getattr(trial, "shared", None)
+    if callable(shared):  # a lrsearch.DistributedTrial: every rank decides on rank 0's value
+        value = shared(value)
     if n_evals is not None and "n_evals" not in trial.user_attrs:
         trial.set_user_attr("n_evals", check_int("n_evals", n_evals, low=1))
     if not math.isfinite(value):
