@@ -55,6 +55,7 @@ from lrsearch.search._seeds import seeded
 from lrsearch.search._settings import Settings
 from lrsearch.search._session import Interrupt
 from lrsearch.search._session import Progress
+from lrsearch.search._session import QuietOptuna
 from lrsearch.search.storage import HEARTBEAT_INTERVAL
 from lrsearch.search.storage import is_sqlite
 from lrsearch.search.storage import resolve_storage
@@ -151,7 +152,10 @@ def optimize(
         n_jobs: Threads, as ``Study.optimize``; refused (> 1) on SQLite, see the module docstring.
         callbacks, catch: As ``Study.optimize``.
         show_progress_bar: A bar on stderr (trials, budget spent, best value and family);
-            ``None`` (default): shown when stderr is a terminal.
+            ``None`` (default): shown when stderr is a terminal. While it shows, Optuna's per-trial
+            INFO lines are off (its verbosity is restored after; one set to other than INFO is
+            kept); ``False`` brings them back. Their "Best is trial N" is dropped: it ranks short
+            screening runs with full ones, the bar's best is the best full-length run.
         seed: Seeds the default sampler and the reference loop.
         recorder: What records the study as it runs (a ``Recorder``: the metric's name, the range
             test, each trained trial, the end); ``None`` records nothing. ``lrsearch.optimize``,
@@ -219,7 +223,7 @@ def optimize(
                         n_trials=n_trials, timeout=timeout, sampler=sampler, pruner=pruner, n_jobs=n_jobs,
                         callbacks=tuple(callbacks or ()), show_progress_bar=show_progress_bar, catch=catch,
                         population=population)
-    with single_process(storage):
+    with single_process(storage), QuietOptuna(show_progress_bar):  # the bar, not Optuna's INFO lines
         return _run(settings)
 
 
