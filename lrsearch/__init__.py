@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
     from lrsearch.search import run_length
     from lrsearch.search import SearchResult
     from lrsearch.search import SearchSpace
+    from lrsearch.search import evaluation_steps
     from lrsearch.search import optimize
     from lrsearch.search import report
     from lrsearch.search import suggest_optimizer
@@ -69,6 +70,7 @@ _LAZY = {
     "run_length": "lrsearch.search",
     "SearchResult": "lrsearch.search",
     "SearchSpace": "lrsearch.search",
+    "evaluation_steps": "lrsearch.search",
     "report": "lrsearch.search",
     "suggest_schedule": "lrsearch.search",
 }
@@ -132,6 +134,7 @@ __all__ = [
     "Task",
     "TensorBatches",
     "__version__",
+    "evaluation_steps",
     "families",
     "lossmodel",
     "lr_find",

@@ -13,8 +13,9 @@ from lrsearch.search._space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule
 from lrsearch.search.pruners import ForecastPruner
 from lrsearch.search.pruners import PlateauPruner
+from lrsearch.search.pruners import evaluation_steps
 from lrsearch.search.pruners import report
 
 
 __all__ = ["DEFAULT_BUDGET", "ForecastPruner", "OptimizerSpace", "PlateauPruner", "Recorder", "Rungs", "SearchResult",
-           "SearchSpace", "optimize", "report", "run_length", "suggest_optimizer", "suggest_schedule"]
+           "SearchSpace", "evaluation_steps", "optimize", "report", "run_length", "suggest_optimizer", "suggest_schedule"]
