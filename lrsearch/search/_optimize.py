@@ -237,6 +237,8 @@ def _run(s: Settings) -> SearchResult:
                          f"but got {s.direction!r}.")
     study.set_user_attr("search_space", space.describe())
     study.set_user_attr("rungs", rungs.describe())
+    if budget is not None and study.user_attrs.get("budget") != budget:
+        study.set_user_attr("budget", budget)  # the study's total: what SearchResult and the dashboard quote
     if task is not None:
         study.set_user_attr("full_steps", task.full_steps())
     recorder.started(study, task, seed_from)  # the dashboard: the metric's name, the range test

@@ -81,6 +81,19 @@ class SearchResult:
         self.interrupted = interrupted
         self._model: tuple[int, LossModel] | None = None
 
+    def __repr__(self) -> str:
+        """One line: the best full-length run (family, value, peak LR, trial), the trials, the budget spent."""
+        try:
+            best, schedule = self.best_trial, self.best_schedule
+            found = (f"{schedule.family} {self.best_value:.4g} at peak LR {schedule.lr:.3g} (trial {best.number}, "
+                     f"{run_label(trial_fraction(best))} run)")
+        except ValueError:
+            found = "none yet"
+        budget = self.study.user_attrs.get("budget")
+        of = f" of {budget:g}" if isinstance(budget, (int, float)) else ""
+        return (f"SearchResult(study={self.study.study_name!r}, best={found}, trials: {self.counts_text() or 'none'}, "
+                f"spent {self.spent:.2f}{of} full runs{', interrupted' if self.interrupted else ''})")
+
     @property
     def _complete(self) -> list[optuna.trial.FrozenTrial]:
         return [t for t in self.study.get_trials(deepcopy=False, states=(_COMPLETE,))
