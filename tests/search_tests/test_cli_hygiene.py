@@ -72,3 +72,12 @@ def test_the_demo_writes_no_tracked_file() -> None:
                              cwd=Path(__file__).resolve().parents[2]).stdout.split()
     generated = [p for p in tracked if p.startswith(("studies/demo", "studies/artifacts/"))]
     assert generated == []
+
+
+def test_help_says_what_lrsearch_and_each_command_do_for_a_user() -> None:
+    parser = build_parser()
+    text = parser.format_help()
+    assert "learning-rate schedule" in text and "prints or exits" not in text and "lrsearch demo" in text
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {a.dest for a in commands._choices_actions if a.help} == set(commands.choices)
+    assert all(len(sub.description or "") > 40 for sub in commands.choices.values())
