@@ -70,7 +70,7 @@ def _write_report(result, out: Path, name: str, k: int, target_steps: int | None
     print(result.table(k, include_pruned=True))
     print(f"\ntrials: {result.counts_text()}")
     best = result.export_best(out / f"{name}_best_schedule.json")
-    result.plot_schedules(k).savefig(out / f"{name}_top_schedules.png", dpi=100)
+    result.plot_schedules(min(k, 8)).savefig(out / f"{name}_top_schedules.png", dpi=100)  # a legend of 8 at most
     result.plot_history().savefig(out / f"{name}_history.png", dpi=100)
     print(f"best schedule: {result.best_schedule.describe()} -> {best}")
     if target_steps:

@@ -269,14 +269,16 @@ class SearchResult:
         return path
 
     def plot_schedules(self, k: int = 5, total_steps: int = 1000, **kwargs: Any) -> Figure:
-        """The ``k`` best schedules' LR curves over a run of ``total_steps``."""
-        from lrsearch.reports._plots import plot_schedules
+        """The ``k`` best completed trials' LR curves over a run of ``total_steps`` (at most 10):
+        full-length runs solid with their values, short screening runs dashed and labelled with
+        their length (``1/3 run``)."""
+        from lrsearch.reports._plots import plot_runs
 
-        named = {}
+        runs = []
         for r in self.top(k):
-            schedule = trial_schedule(self.study.trials[r["number"]])
-            named[f"#{r['number']} {r['family']} ({r['value']:.4g})"] = schedule
-        return plot_schedules(named, total_steps, **kwargs)
+            label = f"#{r['number']} {r['family']} {r['value']:.4g}" + ("" if r["run"] == "full" else f" ({r['run']} run)")
+            runs.append((label, trial_schedule(self.study.trials[r["number"]]), r["run"]))
+        return plot_runs(runs, total_steps, **kwargs)
 
     def plot_history(self, **kwargs: Any) -> Figure:
         """Each trial's value by trial number, coloured by state, with the best so far."""
