@@ -15,7 +15,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 EPOCHS, PER_EPOCH = 10, 4  # a full run: 10 epochs of 4 optimizer steps; 1/3 of it: 3 epochs
 
 
-def _epoch_loop(log: dict[int, dict]):  # noqa: ANN202
+def _epoch_loop(log: dict[int, dict]):
     """The user's own loop (SGD on a quadratic), with lrsearch's four lines of glue marked."""
 
     def objective(trial: optuna.trial.Trial) -> float:
@@ -83,7 +83,7 @@ def test_evaluation_steps_keep_the_last_steps_of_a_run() -> None:
     (lambda t: lrsearch.evaluation_steps(5, 6), "n_evals must be at most total_steps (5)"),
     (lambda t: lrsearch.evaluation_steps(0, 1), "total_steps"),
 ])
-def test_bad_run_lengths_and_evaluations_are_refused(call, word: str) -> None:  # noqa: ANN001
+def test_bad_run_lengths_and_evaluations_are_refused(call, word: str) -> None:
     with pytest.raises(ValueError, match=word.replace("(", r"\(").replace(")", r"\)")):
         call(optuna.create_study().ask())
 
