@@ -210,12 +210,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from bottle import run
-    from optuna_dashboard import wsgi
-
+    from lrsearch.reports import _serve
     from lrsearch.reports import dashboard_artifact_store
     from lrsearch.reports._serve import note_path
-    from lrsearch.reports._serve import serve_app
     from lrsearch.search.storage import check_exists
     from lrsearch.search.storage import resolve_storage
 
@@ -224,8 +221,8 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
         print(f"warning: serving on {args.host} exposes the study to the network; "
               "the dashboard has no authentication.", file=sys.stderr)
     resolved = resolve_storage(storage, "demo", heartbeat_interval=None)
-    app = serve_app(wsgi(resolved, artifact_store=dashboard_artifact_store(storage, args.artifact_dir)), resolved)
     print(f"optuna-dashboard on http://{args.host}:{args.port} for {_safe(storage)} (Ctrl-C stops it); it opens on "
           f"lrsearch's note: {note_path(resolved)}", flush=True)
-    run(app, host=args.host, port=args.port)
+    _serve.serve(resolved, host=args.host, port=args.port,
+                 artifact_store=dashboard_artifact_store(storage, args.artifact_dir))
     return 0

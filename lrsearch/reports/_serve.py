@@ -79,3 +79,11 @@ def serve_app(app: Callable[..., Iterable[bytes]], storage: Any) -> Callable[...
         return [data]
 
     return wrapped
+
+
+def serve(storage: Any, *, host: str, port: int, artifact_store: Any = None) -> None:
+    """Serve optuna-dashboard on ``storage`` at ``host:port`` (``serve_app``), until Ctrl-C."""
+    from bottle import run
+    from optuna_dashboard import wsgi
+
+    run(serve_app(wsgi(storage, artifact_store=artifact_store), storage), host=host, port=port)
