@@ -171,12 +171,20 @@ def _interrupted(result, again: str) -> int:  # noqa: ANN001
     """After a Ctrl-C: what is kept and how to go on; the exit status of an interrupted command."""
     best = ""
     try:
-        best = f"; best so far {result.best_value:.4g} ({result.best_schedule.family})"
+        best = f"; best so far {result.best_value:.4g} ({result.best_schedule.family}, {_run_of(result.best_trial)} run)"
     except ValueError:
         pass
     print(f"\ninterrupted: study {result.study.study_name!r} keeps {result.counts_text()}{best}.\n"
           f"resume with:  {again}", file=sys.stderr)
     return 130
+
+
+def _run_of(trial) -> str:  # noqa: ANN001
+    """``full`` or ``1/3``: a best named before any full-length run finished says it was a short one."""
+    from lrsearch.search._lengths import trial_fraction
+    from lrsearch.search._result import run_label
+
+    return run_label(trial_fraction(trial))
 
 
 def _objective(spec: str):  # noqa: ANN202
