@@ -131,7 +131,8 @@ def optimize(
         rungs: The run lengths of the multi-fidelity search (``Rungs()``: 1/3 and the full run;
             ``Rungs((1/9, 1/3, 1))`` for a deeper ladder); ``None`` trains every trial at full
             length. A plain objective learns its run length from ``lrsearch.run_length(trial,
-            total_steps)``; one that never calls it runs full length and is never promoted.
+            total_steps)`` (an epoch loop: ``run_length(trial, epochs=E, steps_per_epoch=S)`` returns
+            epochs); one that never calls it runs full length and is never promoted.
         n_trials, timeout: As ``Study.optimize`` (per call; a resumed study keeps its trials). The
             timeout is checked between trials, as Optuna does: a trial that has started runs to its
             end (or its pruning), so a call may return a trial's length after ``timeout``.
