@@ -12,6 +12,8 @@ pages that fit the window.
   trains at the sampled ``lr`` times its ``lr_scale``, so the study's API answer (trials, Best
   Trial) shows each trial's ``lr`` param as its user attr ``trained_lr``. The storage keeps the
   sampled point, which is what the sampler learns from.
+- The Best Trial card names lrsearch's best (``lrsearch_best``): the best completed run of the
+  longest length, not a short screening run that happened to score lower.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ _DETAIL = re.compile(r"/api/studies/\d+")
 def show_trained_lr(detail: dict[str, Any]) -> dict[str, Any]:
     """A study's API answer with each trial's ``lr`` param shown as the LR it trained at (``trained_lr``)."""
     for trial in [*detail.get("trials", []), *detail.get("best_trials", [])]:
-        trained = next((a.get("value") for a in trial.get("user_attrs", []) if a.get("key") == "trained_lr"), None)
-        try:
-            value = float(trained)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        attrs = {a.get("key"): a.get("value") for a in trial.get("user_attrs", [])}
+        try:  # a study from before trained_lr was kept: its schedule spec's lr
+            value = float(attrs["trained_lr"]) if "trained_lr" in attrs else float(json.loads(attrs["schedule"])["lr"])
+        except (KeyError, TypeError, ValueError):
             continue
         for param in trial.get("params", []):
             if param.get("name") == "lr":
@@ -81,9 +83,28 @@ def serve_app(app: Callable[..., Iterable[bytes]], storage: Any) -> Callable[...
     return wrapped
 
 
+def lrsearch_best(storage: Any) -> Any:
+    """``storage`` (an object the dashboard alone uses) whose ``get_best_trial`` answers lrsearch's
+    best, ``SearchResult.best_trial``: Optuna's ranks short screening runs with full ones."""
+    from lrsearch.search import SearchResult
+
+    optunas = storage.get_best_trial
+
+    def get_best_trial(study_id: int) -> optuna.trial.FrozenTrial:
+        study = optuna.load_study(study_name=storage.get_study_name_from_id(study_id), storage=storage)
+        try:
+            return SearchResult(study).best_trial
+        except ValueError:  # no completed trial with a schedule (not an lrsearch study): Optuna's
+            return optunas(study_id)
+
+    storage.get_best_trial = get_best_trial
+    return storage
+
+
 def serve(storage: Any, *, host: str, port: int, artifact_store: Any = None) -> None:
     """Serve optuna-dashboard on ``storage`` at ``host:port`` (``serve_app``), until Ctrl-C."""
     from bottle import run
     from optuna_dashboard import wsgi
 
+    storage = lrsearch_best(storage)
     run(serve_app(wsgi(storage, artifact_store=artifact_store), storage), host=host, port=port)

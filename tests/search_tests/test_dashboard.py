@@ -161,6 +161,7 @@ def test_every_view_shows_the_lr_a_trial_trained_at_and_the_note_says_why_trials
     from optuna_dashboard import wsgi
 
     from lrsearch.reports._serve import STYLE
+    from lrsearch.reports._serve import lrsearch_best
     from lrsearch.reports._serve import serve_app
 
     result, storage, _ = study_dir
@@ -185,7 +186,8 @@ def test_every_view_shows_the_lr_a_trial_trained_at_and_the_note_says_why_trials
         t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["run_steps"] == 90 for t in study.trials)
     assert note.index("## Why each trial stopped") < note.index("## Top schedules")
 
-    app = serve_app(wsgi(storage, artifact_store=dashboard_artifact_store(storage, "studies/artifacts")), storage)
+    served = lrsearch_best(optuna.storages.get_storage(storage))
+    app = serve_app(wsgi(served, artifact_store=dashboard_artifact_store(storage, "studies/artifacts")), served)
     seen = {}
     app({**_environ("/"), "PATH_INFO": "/"}, lambda status, headers, *_: seen.update(status=status, headers=dict(headers)))
     assert seen["status"].startswith("302")
@@ -194,6 +196,7 @@ def test_every_view_shows_the_lr_a_trial_trained_at_and_the_note_says_why_trials
     assert status.startswith("200") and STYLE in body  # trial pages fit the window: long attrs scroll in their box
     status, body = _get(app, f"/api/studies/{study._study_id}")
     detail = json.loads(body)
+    assert [t["number"] for t in detail["best_trials"]] == [result.best_trial.number]  # the Best Trial card
     for t in [*detail["trials"], *detail["best_trials"]]:
         attrs = {a["key"]: a["value"] for a in t["user_attrs"]}
         lr = next(p for p in t["params"] if p["name"] == "lr")
@@ -217,3 +220,24 @@ def test_value_against_lr_gives_each_of_17_families_its_own_colour_and_shape() -
     fig = value_against_lr(trials, metric="val_loss")
     looks = {(trace.marker.color, trace.marker.symbol[0]) for trace in fig.data}
     assert len(fig.data) == len(names) == len(looks)
+
+
+def test_the_best_trial_card_names_the_best_full_length_run_not_a_better_short_one() -> None:
+    from lrsearch.reports._serve import lrsearch_best
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage)
+    for value, run in ((0.9, 30), (1.2, 90), (1.1, 90)):  # a short run scores lowest
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs={
+            "schedule": lrsearch.Schedule("cosine", lr=0.1).to_dict(), "run_steps": run, "full_steps": 90}))
+    assert storage.get_best_trial(study._study_id).number == 0  # Optuna's answer
+    assert lrsearch_best(storage).get_best_trial(study._study_id).number == 2
+
+
+def test_a_study_kept_before_trained_lr_shows_its_spec_lr() -> None:
+    from lrsearch.reports._serve import show_trained_lr
+
+    trial = {"params": [{"name": "lr", "param_internal_value": 0.351, "param_external_value": "0.351"}],
+             "user_attrs": [{"key": "schedule", "value": json.dumps({"family": "onecycle", "lr": 0.2945})}]}
+    lr = show_trained_lr({"trials": [trial], "best_trials": []})["trials"][0]["params"][0]
+    assert lr["param_internal_value"] == 0.2945 and lr["param_external_value"] == "0.2945"
