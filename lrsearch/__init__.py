@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # lets type checkers and IDEs follow the lazy names
     from lrsearch.search import run_length
     from lrsearch.search import SearchResult
     from lrsearch.search import SearchSpace
+    from lrsearch.search import evaluation_steps
     from lrsearch.search import optimize
     from lrsearch.search import optimize_distributed
     from lrsearch.search import report
@@ -73,6 +74,7 @@ _LAZY = {
     "SearchResult": "lrsearch.search",
     "SearchSpace": "lrsearch.search",
     "optimize_distributed": "lrsearch.search",
+    "evaluation_steps": "lrsearch.search",
     "report": "lrsearch.search",
     "suggest_schedule": "lrsearch.search",
 }
@@ -137,6 +139,7 @@ __all__ = [
     "Task",
     "TensorBatches",
     "__version__",
+    "evaluation_steps",
     "families",
     "lossmodel",
     "lr_find",

@@ -3,8 +3,9 @@
     python studies/dashboard_screenshots.py      # needs Debian's chromium (apt-get install chromium)
 
 Runs a small demo study in a temporary folder, serves it with `lrsearch dashboard` from another
-folder (the artifacts are found from the storage), and saves headless-chromium screenshots of the
-study page and of one pruned trial to docs/img/.
+folder (the artifacts are found from the storage), and saves headless-chromium screenshots to
+docs/img/: the first screen (`/` opens lrsearch's note: the winner, its trained LR, why trials
+stopped), the study page with lrsearch's figures, and the page of a trial promoted to a longer run.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def main() -> None:
         run.mkdir()
         other.mkdir()
         db = run / "dash.db"
-        subprocess.run([sys.executable, "-m", "lrsearch", "demo", "--trials", "12", "--epochs", "3", "--study", "dash",
+        subprocess.run([sys.executable, "-m", "lrsearch", "demo", "--trials", "24", "--epochs", "3", "--study", "dash",
                         "--storage", str(db), "--out", str(run), "--quiet"], cwd=run, env=env, check=True,
                        capture_output=True)
         server = subprocess.Popen([sys.executable, "-m", "lrsearch", "dashboard", str(db), "--port", str(PORT)],
@@ -53,10 +54,16 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.5)
             study_id = studies[0]["study_id"]
+            with urllib.request.urlopen(f"{base}/api/studies/{study_id}", timeout=10) as r:
+                trials = json.load(r)["trials"]
+            promoted = [t["number"] for t in trials if any(a["key"] == "promoted_from" for a in t["user_attrs"])]
             out = ROOT / "docs" / "img"
             out.mkdir(parents=True, exist_ok=True)
-            _shot(f"{base}/dashboard/studies/{study_id}", out / "dashboard_study.png", 2200)
-            print(f"wrote {out / 'dashboard_study.png'}")
+            _shot(f"{base}/", out / "dashboard_note.png", 1000)  # what a user sees first
+            _shot(f"{base}/dashboard/studies/{study_id}", out / "dashboard_study.png", 2300)
+            if promoted:
+                _shot(f"{base}/dashboard/studies/{study_id}/trials?numbers={promoted[-1]}", out / "dashboard_trial.png", 1000)
+            print(f"wrote {out}/dashboard_note.png, dashboard_study.png" + (", dashboard_trial.png" if promoted else ""))
         finally:
             server.terminate()
             server.wait(timeout=30)

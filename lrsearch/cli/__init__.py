@@ -46,6 +46,34 @@ def _positive(text: str) -> float:
     return value
 
 
+DESCRIPTION = """Find the learning-rate schedule a PyTorch training job should use: an LR range test,
+then a budgeted Optuna search over schedule families (cosine, wsd, onecycle, ...) with short
+screening runs and pruning, and a dashboard of the result.
+In Python: lrsearch.lr_find, lrsearch.optimize, lrsearch.Schedule."""
+
+EPILOG = """examples:
+  lrsearch demo                      a whole search on MNIST-1D (under a minute on a CPU)
+  lrsearch dashboard                 look at it in optuna-dashboard, http://127.0.0.1:8080
+  lrsearch schedule studies/demo_best_schedule.json
+                                     draw the spec the search exported
+  lrsearch COMMAND --help            what a command does, its options"""
+
+COMMANDS = {
+    "families": "List the schedule families the search chooses from, with their default parameters.",
+    "schedule": "Draw one schedule to a PNG: a family at its defaults (changed with --lr, --param, --warmup) "
+                "or a JSON spec the search exported (drawn at its chosen_for run length when it has one).",
+    "gallery": "Draw every schedule family at its defaults, one panel each, to a PNG.",
+    "demo": "The whole job on MNIST-1D: a range test, a budgeted search seeded from it, with pruning and "
+            "short screening runs, then the table of the best schedules, the plots and the best spec.",
+    "worker": "Join a study from another process or machine (a journal file or a PostgreSQL URL), to run "
+              "trials in parallel; the demo's task unless --objective names your own.",
+    "report": "Print a study's best schedules and write its plots and the best spec (optionally the one "
+              "chosen for a longer run, --target-steps).",
+    "dashboard": "Serve optuna-dashboard for a study's storage; it opens on lrsearch's note (the winner, its "
+                 "trained peak LR and schedule, why every trial stopped).",
+}
+
+
 def _run_flags(p: argparse.ArgumentParser) -> None:
     """The flags of commands that train the demo task."""
     p.add_argument("--epochs", type=_count(1), default=12, help="epochs per trial (default 12)")
@@ -56,7 +84,8 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrsearch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="lrsearch", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"lrsearch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -70,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="family parameter, JSON value (repeatable), e.g. milestones=[0.3,0.6]")
     p.add_argument("--warmup", action="append", default=[], metavar="KEY=VALUE",
                    help="warmup setting: frac, shape, start_ratio (repeatable)")
-    p.add_argument("--steps", type=_count(1, 10**7), default=1000, help="optimizer steps to draw (default 1000)")
+    p.add_argument("--steps", type=_count(1, 10**7), help="optimizer steps to draw (default: a spec's "
+                   "chosen_for.total_steps, else 1000)")
     p.add_argument("--log", action="store_true", help="logarithmic LR axis")
     p.add_argument("--out", help="PNG path (default FAMILY.png)")
     p.set_defaults(func=_cmd_schedule)
@@ -116,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact-dir", default="studies/artifacts",
                    help="folder of the trials' artifacts (default studies/artifacts)")
     p.set_defaults(func=_cmd_dashboard)
+    for name, command in sub.choices.items():  # each command's own --help opens with what it does
+        command.description = COMMANDS[name]
     return parser
 
 

@@ -87,10 +87,27 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     schedule = _schedule_from_args(args)
     print(json.dumps(schedule.to_dict(), indent=2, ensure_ascii=False))
     print(schedule.describe())
+    chosen = _chosen_steps(args.spec)
+    steps = args.steps if args.steps is not None else chosen or 1000
     out = Path(check_file_path("--out", args.out or f"{schedule.family}.png", create=True))
-    plot_schedules({schedule.describe(): schedule}, args.steps, log_scale=args.log).savefig(out, dpi=110)
-    print(f"wrote {out}")
+    plot_schedules({schedule.describe(): schedule}, steps, log_scale=args.log).savefig(out, dpi=110)
+    why = " (the run length the spec was chosen for)" if args.steps is None and chosen else ""
+    print(f"wrote {out}: {steps} optimizer steps{why}")
     return 0
+
+
+def _chosen_steps(source: str) -> int | None:
+    """The run length an exported spec was chosen for (``export_best(..., total_steps=)`` writes it
+    as ``chosen_for.total_steps``), or ``None``."""
+    path = Path(source)
+    if not path.is_file():
+        return None
+    try:
+        chosen = json.loads(path.read_text()).get("chosen_for")
+    except (ValueError, AttributeError):
+        return None
+    steps = chosen.get("total_steps") if isinstance(chosen, dict) else None
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else None
 
 
 def _cmd_gallery(args: argparse.Namespace) -> int:

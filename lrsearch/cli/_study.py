@@ -91,7 +91,7 @@ def _write_report(result, out: Path, name: str, k: int, target_steps: int | None
     print(result.table(k, include_pruned=True))
     print(f"\ntrials: {result.counts_text()}")
     best = result.export_best(out / f"{name}_best_schedule.json")
-    result.plot_schedules(k).savefig(out / f"{name}_top_schedules.png", dpi=100)
+    result.plot_schedules(min(k, 8)).savefig(out / f"{name}_top_schedules.png", dpi=100)  # a legend of 8 at most
     result.plot_history().savefig(out / f"{name}_history.png", dpi=100)
     print(f"best schedule: {result.best_schedule.describe()} -> {best}")
     if target_steps:
@@ -194,12 +194,20 @@ def _interrupted(result, again: str) -> int:  # noqa: ANN001
     """After a Ctrl-C: what is kept and how to go on; the exit status of an interrupted command."""
     best = ""
     try:
-        best = f"; best so far {result.best_value:.4g} ({result.best_schedule.family})"
+        best = f"; best so far {result.best_value:.4g} ({result.best_schedule.family}, {_run_of(result.best_trial)} run)"
     except ValueError:
         pass
     print(f"\ninterrupted: study {result.study.study_name!r} keeps {result.counts_text()}{best}.\n"
           f"resume with:  {again}", file=sys.stderr)
     return 130
+
+
+def _run_of(trial) -> str:  # noqa: ANN001
+    """``full`` or ``1/3``: a best named before any full-length run finished says it was a short one."""
+    from lrsearch.search import trial_fraction
+    from lrsearch.search import run_label
+
+    return run_label(trial_fraction(trial))
 
 
 def _objective(spec: str):  # noqa: ANN202
@@ -242,8 +250,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from optuna_dashboard import run_server
-
+    from lrsearch import reports
     from lrsearch._checks import check_folder
     from lrsearch.reports import dashboard_artifact_store
     from lrsearch.search.storage import check_exists
@@ -254,7 +261,9 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host} exposes the study to the network; "
               "the dashboard has no authentication.", file=sys.stderr)
-    print(f"optuna-dashboard on http://{args.host}:{args.port} for {_safe(storage)} (Ctrl-C stops it)", flush=True)
-    run_server(resolve_storage(storage, "demo", heartbeat_interval=None), host=args.host, port=args.port,
-               artifact_store=dashboard_artifact_store(storage, args.artifact_dir))
+    resolved = resolve_storage(storage, "demo", heartbeat_interval=None)
+    print(f"optuna-dashboard on http://{args.host}:{args.port} for {_safe(storage)} (Ctrl-C stops it); it opens on "
+          f"lrsearch's note: {reports.note_path(resolved)}", flush=True)
+    reports.serve_dashboard(resolved, host=args.host, port=args.port,
+                 artifact_store=dashboard_artifact_store(storage, args.artifact_dir))
     return 0

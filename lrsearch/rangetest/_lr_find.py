@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import warnings
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -103,7 +104,7 @@ def lr_find(
     batch_fn: Callable[[Any], tuple[Any, Any]] | None = None,
     snapshot: str = "cpu",
     check_every: int | None = None,
-    verbose: bool = True,
+    verbose: bool | None = None,
     distributed: bool | None = None,
 ) -> RangeTestResult:
     """Run an LR range test and leave what it touched exactly as it was, even when interrupted.
@@ -145,7 +146,8 @@ def lr_find(
         batch_fn: ``batch -> (inputs, target)`` for batches of any other shape.
         snapshot: ``"cpu"`` (default; no second copy on the GPU) or ``"disk"``.
         check_every: Read losses on the host every this many steps (default 1 on CPU, 10 on GPU).
-        verbose: Show a progress bar (on stderr).
+        verbose: Show a progress bar on stderr; ``None`` (default): only when stderr is a terminal
+            (so not into a log file).
         distributed: Run across the ranks of a ``torch.distributed`` job, every rank on its own
             shard of the data: each point is the mean loss over the ranks, every rank gets rank
             0's result and is restored. Default: on for a ``DistributedDataParallel`` model.
@@ -197,7 +199,8 @@ def lr_find(
     stop, iterations, skipped = "completed", 0, 0
     snap = Snapshot(model, optimizer, scaler, snapshot, loss_fn=loss_fn, loaders=(train_loader, val_loader))
     # even a disabled tqdm costs a fraction of a millisecond to build: only make one when shown
-    progress = tqdm(total=num_iter, desc="lr_find", unit="step", leave=False) if verbose else None
+    shown = sys.stderr.isatty() if verbose is None else verbose
+    progress = tqdm(total=num_iter, desc="lr_find", unit="step", leave=False, file=sys.stderr) if shown else None
     try:
         probe = None
         if val_loader is not None and probe_batches is not None:

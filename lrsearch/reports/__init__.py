@@ -13,8 +13,11 @@ from lrsearch.reports._notes import trial_note
 from lrsearch.reports._plots import plot_family_gallery
 from lrsearch.reports._plots import plot_history
 from lrsearch.reports._plots import plot_range_test
+from lrsearch.reports._plots import plot_runs
 from lrsearch.reports._plots import plot_schedules
+from lrsearch.reports._serve import note_path
+from lrsearch.reports._serve import serve as serve_dashboard
 
 
-__all__ = ["DashboardRecorder", "artifact_dir_for", "best_per_family", "dashboard_artifact_store", "plot_family_gallery", "plot_history", "plot_range_test", "plot_schedules",
-           "stop_reason", "top_schedules", "trial_curve", "trial_note", "value_against_lr"]
+__all__ = ["DashboardRecorder", "artifact_dir_for", "best_per_family", "dashboard_artifact_store", "plot_family_gallery", "plot_history", "plot_range_test", "plot_runs", "plot_schedules",
+           "note_path", "serve_dashboard", "stop_reason", "top_schedules", "trial_curve", "trial_note", "value_against_lr"]

@@ -194,23 +194,44 @@ def publish_study(result: SearchResult, folder: str) -> None:
     if isinstance(data, dict) and "lrs" in data:  # the whole curve: move it to an artifact
         record_range_test(study, RangeTestResult.from_dict(data), folder)
     _save_notes(study, metric)
-    try:
-        table = result.table(10, include_pruned=True)
-    except ValueError:
+    if not result.top(1):  # nothing completed yet: no answer to write
         return
     figures = _save_figures(study, metric)
-    counts = result.counts_text()
+    save_note(study, study_note(result, metric, figures))
+
+
+def study_note(result: SearchResult, metric: str, figures: bool = True) -> str:
+    """The study's note, lrsearch's answer first: the winner, the peak LR it trained at, its schedule,
+    why every trial stopped (counts per reason), then the top schedules and the best spec."""
+    from lrsearch.reports._notes import stop_counts
+
+    study, best_trial = result.study, result.best_trial
     best, optimizer = result.best_schedule, result.best_optimizer
-    note = [f"## {best.family} wins: {metric} {result.best_value:.4g}", "",
-            f"`{best.describe()}`" + (f" with `{optimizer.describe()}`" if optimizer else "")
-            + f" (trial {result.best_trial.number}). Trials: {counts}.", "",
-            "The study's main page shows the top LR curves over the fraction of the run, the best value per "
-            "family, and the value against peak LR by family. Each trial's note says why it stopped." if figures else
-            "(`pip install plotly` for the figures of the top LR curves and of the families.)", "",
-            f"## Top schedules\n\n{table}", "",
+    run = "full-length run" if best_trial.user_attrs.get("run_steps") == best_trial.user_attrs.get("full_steps") \
+        else "longest run so far"
+    budget = study.user_attrs.get("budget")
+    spent = f"{result.spent:.2f}" + (f" of {budget:g}" if isinstance(budget, (int, float)) else "")
+    sampled, scale = best_trial.params.get("lr"), best_trial.user_attrs.get("lr_scale")
+    moved = ""
+    if isinstance(sampled, float) and isinstance(scale, (int, float)) and abs(sampled - best.lr) > 1e-12 * best.lr:
+        moved = (f" It trained at peak LR {best.lr:.3g} (user attr `trained_lr`): the sampler's point `lr` "
+                 f"{sampled:.3g} times `lr_scale` {scale:.3g}, as a run promoted to a longer length does. "
+                 "`lrsearch dashboard` shows every trial's `lr` as the LR it trained at; the storage keeps the "
+                 "sampled point, which the sampler learns from (plain `optuna-dashboard` shows that).")
+    rows = "\n".join(f"| {kind} | {n} |" for kind, n in stop_counts(study.get_trials(deepcopy=False)).items())
+    note = [f"## {best.family} wins: {metric} {result.best_value:.4g} at peak LR {best.lr:.3g}", "",
+            f"Trial {best_trial.number}, a {run}: `{best.describe()}`"
+            + (f" with `{optimizer.describe()}`" if optimizer else "") + f".{moved}", "",
+            f"Trials: {result.counts_text()}; budget spent: {spent} full-run equivalents.", "",
+            f"## Why each trial stopped\n\n| why | trials |\n|---|---|\n{rows}", "",
+            "Each trial's note says why it stopped, with the rule and its numbers.", "",
+            f"## Top schedules (peak LR: the LR each trial trained at)\n\n{result.table(10, include_pruned=True)}", "",
+            ("The study's main page (first icon on the left) shows the top LR curves over the fraction of the run, "
+             "the best value per family, and the value against peak LR by family." if figures else
+             "(`pip install plotly` for the figures of the top LR curves and of the families.)"), "",
             f"## Best spec\n\n```json\n{json.dumps(best.to_dict(), indent=2)}\n```\n"
             "Rebuild it for any run length: `Schedule.from_json(spec).build(optimizer, total_steps)`."]
-    save_note(study, "\n".join(note))
+    return "\n".join(note)
 
 
 class DashboardRecorder(Recorder):

@@ -2,7 +2,7 @@
 
 * ``top_schedules``: the top-k LR curves overlaid over the fraction of the run;
 * ``best_per_family``: each family's best value, one marker per run length;
-* ``value_against_lr``: every trial's value against its peak LR, coloured by family.
+* ``value_against_lr``: every trial's value against the peak LR it trained at, a colour and shape per family.
 
 plotly and matplotlib are imported inside the functions only.
 """
@@ -57,6 +57,16 @@ def _ranked(rows: list[dict[str, Any]], maximize: bool) -> list[dict[str, Any]]:
 
 def _colour(families: list[str]) -> dict[str, str]:
     return {f: _COLOURS[i % len(_COLOURS)] for i, f in enumerate(sorted(families))}
+
+
+_SHAPES = ("circle", "square", "diamond")
+
+
+def _style(families: list[str]) -> dict[str, tuple[str, str]]:
+    """A distinct (colour, marker shape) per family: ten well-separated colours, then the same ten
+    with the next shape, so 17 families never share a look."""
+    ten = _COLOURS[:10]
+    return {f: (ten[i % 10], _SHAPES[(i // 10) % len(_SHAPES)]) for i, f in enumerate(sorted(set(families)))}
 
 
 def _layout(fig: Any, title: str, subtitle: str, x: str, y: str) -> Any:
@@ -154,24 +164,28 @@ def best_per_family(trials: Sequence[optuna.trial.FrozenTrial], *, maximize: boo
 
 def value_against_lr(trials: Sequence[optuna.trial.FrozenTrial], *, maximize: bool = False,
                      metric: str = "value") -> Any:
-    """Every trial's value against its peak LR (log axis), coloured by family; pruned trials as x."""
+    """Every trial's value against the peak LR it trained at (log axis); each family its own colour
+    and shape; filled: a full run, open: a short run, with an x inside: pruned (its last value)."""
     import plotly.graph_objects as go
 
     rows = _rows(trials, (_COMPLETE, _PRUNED))
-    colour = _colour([r["family"] for r in rows])
+    style = _style([r["family"] for r in rows])
     fig = go.Figure()
-    for family in sorted(colour):
-        pts = [r for r in rows if r["family"] == family]
+    for family in sorted(style):
+        colour, shape = style[family]
+        pts = sorted((r for r in rows if r["family"] == family),  # full runs first: the legend shows a filled marker
+                     key=lambda p: (p["state"] == _PRUNED, p["run"] != "full"))
         fig.add_trace(go.Scatter(
             x=_g([p["lr"] for p in pts]), y=_g([p["value"] for p in pts]), mode="markers", name=family,
-            marker={"color": colour[family], "size": [11 if p["run"] == "full" else 8 for p in pts],
-                    "symbol": ["x" if p["state"] == _PRUNED else "circle" if p["run"] == "full" else "circle-open"
-                               for p in pts], "line": {"width": 2, "color": colour[family]}},
+            marker={"color": colour, "size": [12 if p["run"] == "full" else 9 for p in pts],
+                    "symbol": [f"{shape}-x-open" if p["state"] == _PRUNED else shape if p["run"] == "full"
+                               else f"{shape}-open" for p in pts], "line": {"width": 2, "color": colour}},
             text=[f"trial {p['number']} ({'pruned, last value' if p['state'] == _PRUNED else p['run'] + ' run'}): "
                   f"{p['schedule'].describe()}" for p in pts],
             hovertemplate="%{text}<br>peak lr %{x:.3g}: " + metric + " %{y:.4g}<extra></extra>"))
     fig = _layout(fig, f"{metric} against peak LR, by family",
-                  "● full run, ○ short run, × pruned (its last value)", "peak learning rate", metric)
+                  "filled: full run, open: short run, x inside: pruned (its last value); peak LR as trained",
+                  "peak learning rate (as trained)", metric)
     return fig.update_xaxes(type="log", **_log_ticks([r["lr"] for r in rows]))
 
 

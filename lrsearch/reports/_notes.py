@@ -3,11 +3,13 @@
 A trial page shows its user attrs as one line each; the ``schedule`` spec is a long JSON line
 there. The note repeats it indented, with what a reader asks first: which family, what value,
 how long it ran, and why it stopped (ran to the end, pruned and by which rule, failed).
+``stop_counts`` counts the trials of a study by that reason, for the study's note.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,14 +78,18 @@ def trial_note(trial: optuna.trial.FrozenTrial, metric: str = "value", promoted_
     if trial.state == _State.PRUNED and trial.value is not None:
         value += " (its last reported value)"
     _, run = _run(attrs)
-    lines = [f"## Trial {trial.number}: {family}, {metric} {value}", "",
+    at = f" at peak LR {schedule.lr:.3g}" if schedule is not None else ""
+    lines = [f"## Trial {trial.number}: {family}{at}, {metric} {value}", "",
              f"- **State:** {trial.state.name.lower()}",
              f"- **Why it stopped:** {stop_reason(trial, promoted_to)}"]
     if trial.state not in (_State.COMPLETE, _State.PRUNED) or "duplicate_of" in attrs:
         lines.append(f"- **Run:** {run}")
     if "promoted_from" in attrs:
-        scale = attrs.get("lr_scale")
+        scale, sampled = attrs.get("lr_scale"), trial.params.get("lr")
         moved = f", its peak LR times {scale:.3g}" if isinstance(scale, (int, float)) else ""
+        if schedule is not None and isinstance(scale, (int, float)) and isinstance(sampled, float):
+            moved = (f": it trained at peak LR {schedule.lr:.3g} (user attr `trained_lr`), the sampler's point "
+                     f"`lr` {sampled:.3g} times `lr_scale` {scale:.3g} for the longer run")
         lines.append(f"- **Promoted from:** trial {attrs['promoted_from']}{moved}")
     if attrs.get("seed"):
         lines.append(f"- **Seeded by the range test:** `{attrs['seed']}`")
@@ -109,3 +115,36 @@ def promotions(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
         if isinstance(source, int):
             out.setdefault(source, t.number)
     return out
+
+
+def stop_kind(trial: optuna.trial.FrozenTrial, promoted_to: int | None = None) -> str:
+    """Why ``trial`` stopped, as one of a few kinds a study's trials are counted by."""
+    attrs = trial.user_attrs
+    fraction, _ = _run(attrs)
+    if "duplicate_of" in attrs:
+        return "not trained: a second attempt of a seed"
+    if trial.state == _State.PRUNED:
+        reason = str(attrs.get("prune_reason") or "")
+        rule = re.match(r"([A-Za-z_]\w*):", reason)  # "ForecastPruner: at evaluation 4/12 ..."
+        if reason.startswith("non-finite"):
+            return "pruned: non-finite metric"
+        return f"pruned by {rule.group(1)}" if rule else "pruned"
+    if trial.state == _State.COMPLETE:
+        if fraction >= 1:
+            return "full-length run, ran to the end"
+        return "short run, promoted to a longer run" if promoted_to is not None else "short run, not promoted"
+    if trial.state == _State.FAIL:
+        if attrs.get("interrupted"):
+            return "failed: interrupted (Ctrl-C)"
+        return "failed: the objective raised" if attrs.get("error") else "failed: its process died"
+    return trial.state.name.lower()
+
+
+def stop_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
+    """``{kind: trials}`` over a study's trials (``stop_kind``), most frequent first."""
+    promoted = promotions(trials)
+    counts: dict[str, int] = {}
+    for t in trials:
+        kind = stop_kind(t, promoted.get(t.number))
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -185,12 +186,20 @@ def _robust_limit(values: np.ndarray, maximize: bool) -> float | None:
 
 
 def plot_history(study: Any, *, ax: Axes | None = None) -> Figure:
-    """Each trial's value by trial number, coloured by schedule family (o complete, x pruned),
-    with the best so far. Outliers (beyond the worse quartile plus 1.5x its distance to the best)
-    and non-finite values are drawn at the edge of the clipped y-range, counted in the legend."""
+    """Each trial's value by trial number, with the best full-length value so far.
+
+    Full-length runs are filled dots, shorter screening runs open and faint (one colour per run
+    length: their values do not compare with full runs'), pruned trials grey crosses at their last
+    value; the best-so-far line runs over full-length runs only, each improvement labelled with its
+    family. Outliers (beyond the worse quartile plus 1.5x its distance to the best) and non-finite
+    values are drawn at the edge of the clipped y-range, counted in the legend.
+    """
     import optuna
 
-    fig, ax = _new_axes(ax)
+    from lrsearch.search import trial_fraction
+    from lrsearch.search import run_label
+
+    fig, ax = _new_axes(ax, (8.0, 4.5))
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     trials = [t for t in study.get_trials(deepcopy=False, states=states) if t.value is not None]
@@ -198,22 +207,31 @@ def plot_history(study: Any, *, ax: Axes | None = None) -> Figure:
     edge = _robust_limit(values[np.isfinite(values)], maximize)
     inside = np.isfinite(values) if edge is None else np.isfinite(values) & (
         (values >= edge) if maximize else (values <= edge))
-    families = sorted({_family(t) for t in trials})
-    for c, family in enumerate(families):
-        for state, marker in zip(states, ("o", "x"), strict=True):
-            mine = [i for i, t in enumerate(trials)
-                    if inside[i] and t.state == state and _family(t) == family]
-            label = family if state == states[0] else f"{family} (pruned)"
-            if mine:  # no empty legend entry for a family with only pruned (or only complete) trials
-                ax.plot([trials[i].number for i in mine], values[mine], marker, linestyle="none", alpha=0.8,
-                        color=f"C{c % 10}", label=label)
+    fractions = [trial_fraction(t) for t in trials]
+    lengths = sorted({f for f, t in zip(fractions, trials) if t.state == states[0]}, reverse=True)
+    for c, length in enumerate(lengths):  # C0 full runs, C1, C2 ... shorter ones
+        mine = [i for i, t in enumerate(trials) if inside[i] and t.state == states[0] and fractions[i] == length]
+        full = length >= 1 - 1e-9
+        if mine:
+            ax.plot([trials[i].number for i in mine], values[mine], "o", linestyle="none", color=f"C{c % 10}",
+                    markerfacecolor=f"C{c % 10}" if full else "none", alpha=0.9 if full else 0.6,
+                    label="full-length run" if full else f"{run_label(length)} run (screening)")
+    pruned = [i for i, t in enumerate(trials) if inside[i] and t.state == states[1]]
+    if pruned:
+        ax.plot([trials[i].number for i in pruned], values[pruned], "x", linestyle="none", color="0.55",
+                label="pruned (its last value)")
     best, xs, ys = None, [], []
-    for t in sorted((t for t in trials if t.state == states[0]), key=lambda t: t.number):
-        if np.isfinite(t.value):
-            best = t.value if best is None else (max(best, t.value) if maximize else min(best, t.value))
+    for t in sorted((t for t, f in zip(trials, fractions) if t.state == states[0] and f >= 1 - 1e-9),
+                    key=lambda t: t.number):
+        if np.isfinite(t.value) and (best is None or (t.value > best if maximize else t.value < best)):
+            best = t.value
+            ax.annotate(f"{_family(t)} {best:.4g}", (t.number, best), xytext=(4, -10 if not maximize else 4),
+                        textcoords="offset points", fontsize="x-small", color="0.25")
+        if best is not None:
             xs.append(t.number)
             ys.append(best)
-    ax.step(xs, ys, where="post", color="k", alpha=0.6, label="best so far")
+    if xs:
+        ax.step(xs, ys, where="post", color="k", alpha=0.7, label="best full-length run so far")
     out = np.flatnonzero(~inside)
     if len(out):
         finite = values[inside]
@@ -229,4 +247,37 @@ def plot_history(study: Any, *, ax: Axes | None = None) -> Figure:
     ax.set_ylabel((getattr(study, "metric_names", None) or ["objective value"])[0])
     ax.grid(True, alpha=0.3)
     _legend_outside(ax)
+    return fig
+
+
+def plot_runs(runs: Sequence[tuple[str, Schedule, str]], total_steps: int = 1000, *,
+              ax: Axes | None = None) -> Figure:
+    """The LR curves of ranked runs, full-length ones told apart from short screening runs.
+
+    Full-length runs are solid (the first, the best, thickest), shorter runs dashed and faint: a
+    short run's value does not compare with a full run's. One colour per run (at most 10).
+
+    Args:
+        runs: ``(label, schedule, run)`` triples, best first; ``run`` is ``"full"`` or a length
+            such as ``"1/3"``.
+        total_steps: The run length every curve is drawn at (a schedule is length-free).
+        ax: Axes to draw on; a new figure when ``None``.
+    """
+    total_steps = check_int("total_steps", total_steps, low=1)
+    if not runs or len(runs) > 10:
+        raise ValueError(f"runs must hold 1 to 10 runs (one colour each) but got {len(runs)}.")
+    fig, ax = _new_axes(ax, (8.0, 4.5))
+    steps = np.arange(total_steps)
+    for i, (label, schedule, run) in enumerate(runs):
+        if not isinstance(schedule, Schedule):
+            raise ValueError(f"runs must hold Schedule objects but {label!r} has {schedule!r}.")
+        full = run == "full"
+        ax.plot(steps, schedule.curve(total_steps), color=f"C{i}", linestyle="-" if full else "--",
+                linewidth=(2.8 if i == 0 else 1.8) if full else 1.2, alpha=1.0 if full else 0.55, label=label)
+    ax.set_xlabel(f"optimizer step (each schedule drawn over a {total_steps}-step run)")
+    ax.set_ylabel("learning rate")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              title="solid: full-length runs\ndashed: short screening runs\n(values compare within a length)",
+              title_fontsize="x-small", alignment="left")
     return fig

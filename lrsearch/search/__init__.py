@@ -10,15 +10,17 @@ from lrsearch.search._optim_space import OptimizerSpace
 from lrsearch.search._optimize import optimize
 from lrsearch.search._recorder import Recorder
 from lrsearch.search._result import SearchResult
+from lrsearch.search._lengths import trial_fraction
 from lrsearch.search._result import run_label
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule
 from lrsearch.search.pruners import ForecastPruner
 from lrsearch.search.pruners import PlateauPruner
+from lrsearch.search.pruners import evaluation_steps
 from lrsearch.search.pruners import report
 
 
 __all__ = ["DEFAULT_BUDGET", "DistributedTrial", "ForecastPruner", "OptimizerSpace", "PlateauPruner", "Recorder",
-           "Rungs", "SearchResult", "SearchSpace", "optimize", "optimize_distributed", "report", "run_length",
-           "suggest_optimizer", "suggest_schedule"]
+           "Rungs", "SearchResult", "SearchSpace", "evaluation_steps", "optimize", "optimize_distributed", "report",
+           "run_length", "suggest_optimizer", "suggest_schedule"]

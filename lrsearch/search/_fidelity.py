@@ -98,25 +98,48 @@ class Rungs:
 FULL_ONLY = Rungs((1.0,))
 
 
-def run_length(trial: optuna.trial.BaseTrial, total_steps: int) -> int:
-    """How many optimizer steps ``trial`` trains, for a full run of ``total_steps``.
+def run_length(trial: optuna.trial.BaseTrial, total_steps: int | None = None, *, epochs: int | None = None,
+               steps_per_epoch: int | None = None) -> int:
+    """How long ``trial`` trains, in the unit the training loop counts: optimizer steps for a full
+    run of ``total_steps``, or epochs for a full run of ``epochs`` epochs.
 
-    Inside ``lrsearch.optimize`` a trial may be a short run of a multi-fidelity search: build the
-    schedule for the returned number of steps (``schedule.build(optimizer, run_length(...))``)
-    and train exactly that many. Outside a search it returns ``total_steps``. The numbers are kept
-    as the trial's user attrs ``run_steps`` and ``full_steps``: a trial that never calls this
-    counts as a full-length run.
+    Inside ``lrsearch.optimize`` a trial may be a short run of a multi-fidelity search: train
+    exactly the returned length and build the schedule for it (``schedule.build(optimizer,
+    steps)``, or ``epochs * steps_per_epoch`` steps for an epoch loop), so its warmup and decay
+    both happen. Outside a search it returns the full length. A short epoch run trains at least
+    one epoch. The numbers are kept as the trial's user attrs ``run_steps`` and ``full_steps``
+    (in optimizer steps: epochs times ``steps_per_epoch``, so the budget also counts the range
+    test's steps right); a trial that never calls this counts as a full-length run.
 
     Example:
         >>> steps = lrsearch.run_length(trial, epochs * steps_per_epoch)
         >>> scheduler = schedule.build(optimizer, total_steps=steps)
+        >>> epochs = lrsearch.run_length(trial, epochs=10, steps_per_epoch=len(loader))
+        >>> scheduler = schedule.build(optimizer, total_steps=epochs * len(loader))
+
+    Args:
+        trial: The running trial.
+        total_steps: Optimizer steps of a full run (give this or ``epochs``).
+        epochs: Epochs of a full run: the return value is then epochs too.
+        steps_per_epoch: Optimizer steps per epoch (``len(loader)``), with ``epochs``; ``None``
+            counts an epoch as one step (the range test's steps are then not comparable).
     """
-    total_steps = check_int("total_steps", total_steps, low=1)
     fraction = trial.user_attrs.get("fidelity", 1.0)
-    steps = max(1, round(fraction * total_steps))
+    if epochs is None:
+        if total_steps is None:
+            raise ValueError("run_length needs total_steps or epochs but got neither.")
+        if steps_per_epoch is not None:
+            raise ValueError(f"steps_per_epoch goes with epochs, not total_steps, but got {steps_per_epoch!r}.")
+        total_steps, per = check_int("total_steps", total_steps, low=1), 1
+    else:
+        if total_steps is not None:
+            raise ValueError(f"run_length takes total_steps or epochs, not both, but got total_steps={total_steps!r}.")
+        per = 1 if steps_per_epoch is None else check_int("steps_per_epoch", steps_per_epoch, low=1)
+        total_steps = check_int("epochs", epochs, low=1) * per
+    runs = max(1, round(fraction * (total_steps // per)))  # whole epochs in an epoch loop
     trial.set_user_attr("full_steps", total_steps)
-    trial.set_user_attr("run_steps", steps)
-    return steps
+    trial.set_user_attr("run_steps", runs * per)
+    return runs
 
 
 class Budget:
@@ -237,8 +260,11 @@ class Budget:
 
 def rung_of(trial: optuna.trial.FrozenTrial, fractions: Sequence[float]) -> int | None:
     """Index of the rung whose fraction ``trial`` trained (``None`` when it matches none)."""
-    fraction = trial_fraction(trial)
+    fraction, given = trial_fraction(trial), trial.user_attrs.get("fidelity")
     for i, f in enumerate(fractions):
         if abs(fraction - f) <= max(0.02 * f, 1.0 / max(1, trial.user_attrs.get("full_steps", 1))):
+            return i
+    for i, f in enumerate(fractions):  # run_length(epochs=...) rounds to whole epochs: 3 of 10 at 1/3
+        if isinstance(given, (int, float)) and abs(given - f) <= _EPS and abs(fraction - f) <= 0.5 * f:
             return i
     return None

@@ -58,6 +58,7 @@ from lrsearch.search._seeds import seeded
 from lrsearch.search._settings import Settings
 from lrsearch.search._session import Interrupt
 from lrsearch.search._session import Progress
+from lrsearch.search._session import QuietOptuna
 from lrsearch.search.storage import HEARTBEAT_INTERVAL
 from lrsearch.search.storage import is_sqlite
 from lrsearch.search.storage import resolve_storage
@@ -134,7 +135,8 @@ def optimize(
         rungs: The run lengths of the multi-fidelity search (``Rungs()``: 1/3 and the full run;
             ``Rungs((1/9, 1/3, 1))`` for a deeper ladder); ``None`` trains every trial at full
             length. A plain objective learns its run length from ``lrsearch.run_length(trial,
-            total_steps)``; one that never calls it runs full length and is never promoted.
+            total_steps)`` (an epoch loop: ``run_length(trial, epochs=E, steps_per_epoch=S)`` returns
+            epochs); one that never calls it runs full length and is never promoted.
         n_trials, timeout: As ``Study.optimize`` (per call; a resumed study keeps its trials). The
             timeout is checked between trials, as Optuna does: a trial that has started runs to its
             end (or its pruning), so a call may return a trial's length after ``timeout``.
@@ -155,7 +157,10 @@ def optimize(
         n_jobs: Threads, as ``Study.optimize``; refused (> 1) on SQLite, see the module docstring.
         callbacks, catch: As ``Study.optimize``.
         show_progress_bar: A bar on stderr (trials, budget spent, best value and family);
-            ``None`` (default): shown when stderr is a terminal.
+            ``None`` (default): shown when stderr is a terminal. While it shows, Optuna's per-trial
+            INFO lines are off (its verbosity is restored after; one set to other than INFO is
+            kept); ``False`` brings them back. Their "Best is trial N" is dropped: it ranks short
+            screening runs with full ones, the bar's best is the best full-length run.
         seed: Seeds the default sampler and the reference loop.
         recorder: What records the study as it runs (a ``Recorder``: the metric's name, the range
             test, each trained trial, the end); ``None`` records nothing. ``lrsearch.optimize``,
@@ -216,7 +221,7 @@ def optimize(
                         n_trials=n_trials, timeout=timeout, sampler=sampler, pruner=pruner, n_jobs=n_jobs,
                         callbacks=tuple(callbacks or ()), show_progress_bar=show_progress_bar, catch=catch,
                         population=population)
-    with single_process(storage):
+    with single_process(storage), QuietOptuna(show_progress_bar):  # the bar, not Optuna's INFO lines
         return _run(settings)
 
 
@@ -230,6 +235,8 @@ def _run(s: Settings) -> SearchResult:
                          f"but got {s.direction!r}.")
     study.set_user_attr("search_space", space.describe())
     study.set_user_attr("rungs", rungs.describe())
+    if budget is not None and study.user_attrs.get("budget") != budget:
+        study.set_user_attr("budget", budget)  # the study's total: what SearchResult and the dashboard quote
     if task is not None:
         study.set_user_attr("full_steps", task.full_steps())
     recorder.started(study, task, seed_from)  # the dashboard: the metric's name, the range test

@@ -82,6 +82,19 @@ class SearchResult:
         self.interrupted = interrupted
         self._model: tuple[int, LossModel] | None = None
 
+    def __repr__(self) -> str:
+        """One line: the best full-length run (family, value, peak LR, trial), the trials, the budget spent."""
+        try:
+            best, schedule = self.best_trial, self.best_schedule
+            found = (f"{schedule.family} {self.best_value:.4g} at peak LR {schedule.lr:.3g} (trial {best.number}, "
+                     f"{run_label(trial_fraction(best))} run)")
+        except ValueError:
+            found = "none yet"
+        budget = self.study.user_attrs.get("budget")
+        of = f" of {budget:g}" if isinstance(budget, (int, float)) else ""
+        return (f"SearchResult(study={self.study.study_name!r}, best={found}, trials: {self.counts_text() or 'none'}, "
+                f"spent {self.spent:.2f}{of} full runs{', interrupted' if self.interrupted else ''})")
+
     @property
     def _complete(self) -> list[optuna.trial.FrozenTrial]:
         return [t for t in self.study.get_trials(deepcopy=False, states=(_COMPLETE,))
@@ -265,14 +278,16 @@ class SearchResult:
         return path
 
     def plot_schedules(self, k: int = 5, total_steps: int = 1000, **kwargs: Any) -> Figure:
-        """The ``k`` best schedules' LR curves over a run of ``total_steps``."""
-        from lrsearch.reports import plot_schedules
+        """The ``k`` best completed trials' LR curves over a run of ``total_steps`` (at most 10):
+        full-length runs solid with their values, short screening runs dashed and labelled with
+        their length (``1/3 run``)."""
+        from lrsearch.reports import plot_runs
 
-        named = {}
+        runs = []
         for r in self.top(k):
-            schedule = trial_schedule(self.study.trials[r["number"]])
-            named[f"#{r['number']} {r['family']} ({r['value']:.4g})"] = schedule
-        return plot_schedules(named, total_steps, **kwargs)
+            label = f"#{r['number']} {r['family']} {r['value']:.4g}" + ("" if r["run"] == "full" else f" ({r['run']} run)")
+            runs.append((label, trial_schedule(self.study.trials[r["number"]]), r["run"]))
+        return plot_runs(runs, total_steps, **kwargs)
 
     def plot_history(self, **kwargs: Any) -> Figure:
         """Each trial's value by trial number, coloured by state, with the best so far."""

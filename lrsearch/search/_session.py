@@ -9,12 +9,14 @@
   the running trial, and ``optimize`` returns the result so far with ``interrupted=True``; the
   interrupted trial is FAIL with the user attr ``interrupted`` and is rerun on the next start if
   it was a seed or a promotion.
+- ``QuietOptuna``: while the bar shows, Optuna's per-trial INFO lines are off (restored after).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import signal
 import sys
 import threading
@@ -114,3 +116,45 @@ def describe_best(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -
     best = min(full, key=_better(study))
     family = (best.user_attrs.get("schedule") or {}).get("family") or best.params.get("family", "?")
     return f"{best.value:.4g} ({family})"
+
+
+_STUDY_LOGGER = "optuna.study.study"  # the logger whose records say "Trial N finished ... Best is trial M"
+_OPTUNA_BEST = re.compile(r" Best is trial \d+ with value: .*$", re.DOTALL)
+
+
+class _NoOptunaBest(logging.Filter):
+    """Optuna's "Best is trial M" ranks every completed trial, short screening runs included: it
+    can name a trial that is not lrsearch's best full-length run, so the sentence is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and " Best is trial " in record.msg:
+            record.msg = _OPTUNA_BEST.sub("", record.msg)
+        return True
+
+
+class QuietOptuna:
+    """Optuna's per-trial INFO lines while a search runs.
+
+    With the progress bar shown (``show_progress_bar``; ``None``: stderr is a terminal) and Optuna's
+    verbosity at its default (INFO), Optuna logs only warnings and errors until the search returns,
+    then its verbosity is restored: the bar is the one line that moves. A verbosity the user set to
+    something else (DEBUG, WARNING) is left alone; ``show_progress_bar=False`` brings Optuna's lines
+    back. Whenever they print, their "Best is trial M" sentence is dropped (see ``_NoOptunaBest``).
+    """
+
+    def __init__(self, show_progress_bar: bool | None) -> None:
+        self.quiet = sys.stderr.isatty() if show_progress_bar is None else bool(show_progress_bar)
+        self._previous: int | None = None
+        self._filter = _NoOptunaBest()
+
+    def __enter__(self) -> QuietOptuna:
+        logging.getLogger(_STUDY_LOGGER).addFilter(self._filter)
+        if self.quiet and optuna.logging.get_verbosity() == optuna.logging.INFO:
+            self._previous = optuna.logging.INFO
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger(_STUDY_LOGGER).removeFilter(self._filter)
+        if self._previous is not None:
+            optuna.logging.set_verbosity(self._previous)

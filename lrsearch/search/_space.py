@@ -142,7 +142,8 @@ class SearchSpace:
 
     # ------------------------------------------------------------------ sampling
     def suggest(self, trial: optuna.trial.BaseTrial) -> Schedule:
-        """Sample a schedule on ``trial`` and store its spec as the user attr ``schedule``.
+        """Sample a schedule on ``trial`` and store its spec as the user attr ``schedule`` (its peak LR
+        also as ``trained_lr``, the number every lrsearch view shows for the trial).
 
         The peak LR is the ``lr`` parameter times the trial's user attr ``lr_scale`` if it has one
         (a run promoted to a longer length: its LR moves with the length, its parameters do not).
@@ -176,6 +177,7 @@ class SearchSpace:
             lr *= ratio
             trial.set_user_attr("optimizer", optimizer.to_dict())
         schedule = Schedule(family, lr=lr, params=params, warmup=warmup, tail=tail)
+        trial.set_user_attr("trained_lr", lr)  # the peak LR it trains at (``lr`` is the sampler's point)
         trial.set_user_attr("schedule", schedule.to_dict())
         return schedule
 

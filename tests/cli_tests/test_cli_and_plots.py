@@ -86,3 +86,19 @@ def test_cli_families_and_gallery(tmp_path, capsys) -> None:
     assert all(name in listing for name in families())
     out = tmp_path / "gallery.png"
     assert main(["gallery", "--steps", "100", "--out", str(out)]) == 0 and out.exists()
+
+
+def test_cli_schedule_draws_an_exported_spec_at_the_run_length_it_was_chosen_for(tmp_path, monkeypatch,
+                                                                                  capsys) -> None:
+    import lrsearch.reports._plots as plots
+
+    drawn = []
+    real = plots.plot_schedules
+    monkeypatch.setattr(plots, "plot_schedules", lambda named, steps, **kw: drawn.append(steps) or real(named, steps, **kw))
+    spec = tmp_path / "best_3x.json"
+    spec.write_text(json.dumps({**Schedule("wsd", lr=0.01).to_dict(), "chosen_for": {"total_steps": 2400, "by": "rule"}}))
+    assert main(["schedule", str(spec), "--out", str(tmp_path / "a.png")]) == 0
+    assert main(["schedule", str(spec), "--steps", "300", "--out", str(tmp_path / "b.png")]) == 0  # asked: kept
+    assert main(["schedule", "wsd", "--out", str(tmp_path / "c.png")]) == 0  # no spec file: 1000
+    assert drawn == [2400, 300, 1000]
+    assert "2400 optimizer steps (the run length the spec was chosen for)" in capsys.readouterr().out

@@ -72,3 +72,22 @@ def test_the_demo_writes_no_tracked_file() -> None:
                              cwd=Path(__file__).resolve().parents[2]).stdout.split()
     generated = [p for p in tracked if p.startswith(("studies/demo", "studies/artifacts/"))]
     assert generated == []
+
+
+def test_help_says_what_lrsearch_and_each_command_do_for_a_user() -> None:
+    parser = build_parser()
+    text = parser.format_help()
+    assert "learning-rate schedule" in text and "prints or exits" not in text and "lrsearch demo" in text
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {a.dest for a in commands._choices_actions if a.help} == set(commands.choices)
+    assert all(len(sub.description or "") > 40 for sub in commands.choices.values())
+
+
+def test_an_interrupted_command_says_when_its_best_is_only_a_short_run(capsys) -> None:
+    from lrsearch.cli._study import _interrupted
+
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), study_name="s")
+    study.add_trial(optuna.trial.create_trial(value=1.25, user_attrs={
+        "schedule": lrsearch.Schedule("cosine", lr=0.1).to_dict(), "run_steps": 30, "full_steps": 90}))
+    _interrupted(lrsearch.SearchResult(study, interrupted=True), "lrsearch demo --study s")
+    assert "best so far 1.25 (cosine, 1/3 run)" in capsys.readouterr().err

@@ -71,11 +71,11 @@ def test_dashboard_serves_the_study_on_loopback(tmp_path, monkeypatch) -> None:
 
 
 def test_dashboard_warns_before_serving_all_interfaces(tmp_path, monkeypatch, capsys) -> None:
-    import optuna_dashboard
+    from lrsearch import reports
 
     monkeypatch.chdir(tmp_path)
     served = {}
-    monkeypatch.setattr(optuna_dashboard, "run_server", lambda storage, **kw: served.update(kw))
+    monkeypatch.setattr(reports, "serve_dashboard", lambda storage, **kw: served.update(kw))
     optuna.create_study(study_name="x", storage="sqlite:///x.db")
     assert main(["dashboard", "sqlite:///x.db", "--host", "0.0.0.0", "--port", "9"]) == 0
     assert "exposes the study to the network" in capsys.readouterr().err and served["host"] == "0.0.0.0"

@@ -326,3 +326,14 @@ def test_cuda_path(amp) -> None:
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert torch.cuda.memory_allocated() < 50 * 2**20
     assert lrsearch.RangeTestResult.from_dict(r.to_dict()) == r
+
+
+def test_the_progress_bar_is_drawn_only_on_a_terminal_unless_asked(capsys, monkeypatch) -> None:
+    model, opt = _trained("sgd")
+    _find(model, opt, num_iter=20, verbose=None)  # stderr is a pipe here, as in a log file: no bar
+    assert "lr_find" not in capsys.readouterr().err
+    _find(model, opt, num_iter=20, verbose=True)  # asked for: drawn anyway
+    assert "lr_find" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)  # a terminal: drawn by default
+    _find(model, opt, num_iter=20, verbose=None)
+    assert "lr_find" in capsys.readouterr().err

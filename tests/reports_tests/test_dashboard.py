@@ -136,7 +136,8 @@ def test_figures_notes_and_range_test(study_dir) -> None:
 
     for t in study.trials:
         note = _note(study, t)
-        assert f"## Trial {t.number}: {t.user_attrs['schedule']['family']}, val_loss" in note
+        lr = t.user_attrs["schedule"]["lr"]
+        assert f"## Trial {t.number}: {t.user_attrs['schedule']['family']} at peak LR {lr:.3g}, val_loss" in note
         assert '```json\n{\n  "version": 1,' in note  # the spec, indented
     pruned = study.trials[4]
     assert pruned.state == optuna.trial.TrialState.PRUNED
@@ -153,3 +154,90 @@ def test_figures_notes_and_range_test(study_dir) -> None:
     publish_study(result, "studies/artifacts")  # again, from another folder: nothing duplicated or moved
     assert len(optuna.artifacts.get_all_artifact_meta(study)) == 2
     assert study.user_attrs["artifact_dir"] == str(folder)
+
+
+def test_every_view_shows_the_lr_a_trial_trained_at_and_the_note_says_why_trials_stopped(study_dir) -> None:
+    from optuna_dashboard import get_note
+    from optuna_dashboard import wsgi
+
+    from lrsearch.reports._serve import STYLE
+    from lrsearch.reports._serve import lrsearch_best
+    from lrsearch.reports._serve import serve_app
+
+    result, storage, _ = study_dir
+    study = result.study
+    for t in study.trials:  # trained_lr: the sampled lr times a promotion's lr_scale, as the spec says
+        if "schedule" in t.user_attrs:
+            assert t.user_attrs["trained_lr"] == pytest.approx(t.user_attrs["schedule"]["lr"])
+            assert t.user_attrs["trained_lr"] == pytest.approx(t.params["lr"] * t.user_attrs.get("lr_scale", 1.0))
+    promoted = [t for t in study.trials if "promoted_from" in t.user_attrs]
+    assert promoted and all(t.user_attrs["trained_lr"] != pytest.approx(t.params["lr"]) for t in promoted)
+    assert all(f"it trained at peak LR {t.user_attrs['trained_lr']:.3g}" in _note(study, t) for t in promoted)
+
+    note = get_note(study)
+    best = result.best_schedule
+    assert note.startswith(f"## {best.family} wins: val_loss {result.best_value:.4g} at peak LR {best.lr:.3g}")
+    why = note[note.index("## Why each trial stopped"):note.index("## Top schedules")]
+    counts = {row.split(" | ")[0].strip("| "): int(row.split(" | ")[1].strip(" |"))
+              for row in why.splitlines() if row.startswith("| ") and not row.startswith("| why")}
+    assert sum(counts.values()) == len(study.trials)
+    assert counts["pruned: non-finite metric"] == 1  # trial 4 reported nan
+    assert counts["full-length run, ran to the end"] == sum(
+        t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["run_steps"] == 90 for t in study.trials)
+    assert note.index("## Why each trial stopped") < note.index("## Top schedules")
+
+    served = lrsearch_best(optuna.storages.get_storage(storage))
+    app = serve_app(wsgi(served, artifact_store=dashboard_artifact_store(storage, "studies/artifacts")), served)
+    seen = {}
+    app({**_environ("/"), "PATH_INFO": "/"}, lambda status, headers, *_: seen.update(status=status, headers=dict(headers)))
+    assert seen["status"].startswith("302")
+    assert seen["headers"]["Location"] == f"/dashboard/studies/{study._study_id}/note"
+    status, body = _get(app, f"/dashboard/studies/{study._study_id}")
+    assert status.startswith("200") and STYLE in body  # trial pages fit the window: long attrs scroll in their box
+    status, body = _get(app, f"/api/studies/{study._study_id}")
+    detail = json.loads(body)
+    assert [t["number"] for t in detail["best_trials"]] == [result.best_trial.number]  # the Best Trial card
+    for t in [*detail["trials"], *detail["best_trials"]]:
+        attrs = {a["key"]: a["value"] for a in t["user_attrs"]}
+        lr = next(p for p in t["params"] if p["name"] == "lr")
+        assert float(lr["param_external_value"]) == lr["param_internal_value"] == pytest.approx(float(attrs["trained_lr"]))
+
+
+def _environ(path: str) -> dict:
+    return {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO()}
+
+
+def test_value_against_lr_gives_each_of_17_families_its_own_colour_and_shape() -> None:
+    from lrsearch.reports import value_against_lr
+
+    names = lrsearch.families()
+    trials = [optuna.trial.create_trial(
+        state=optuna.trial.TrialState.COMPLETE, value=1.0 + i / 10, params={"family": f},
+        distributions={"family": optuna.distributions.CategoricalDistribution(names)},
+        user_attrs={"schedule": lrsearch.Schedule(f, lr=0.01 * (i + 1)).to_dict(), "run_steps": 90, "full_steps": 90})
+        for i, f in enumerate(names)]
+    fig = value_against_lr(trials, metric="val_loss")
+    looks = {(trace.marker.color, trace.marker.symbol[0]) for trace in fig.data}
+    assert len(fig.data) == len(names) == len(looks)
+
+
+def test_the_best_trial_card_names_the_best_full_length_run_not_a_better_short_one() -> None:
+    from lrsearch.reports._serve import lrsearch_best
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage)
+    for value, run in ((0.9, 30), (1.2, 90), (1.1, 90)):  # a short run scores lowest
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs={
+            "schedule": lrsearch.Schedule("cosine", lr=0.1).to_dict(), "run_steps": run, "full_steps": 90}))
+    assert storage.get_best_trial(study._study_id).number == 0  # Optuna's answer
+    assert lrsearch_best(storage).get_best_trial(study._study_id).number == 2
+
+
+def test_a_study_kept_before_trained_lr_shows_its_spec_lr() -> None:
+    from lrsearch.reports._serve import show_trained_lr
+
+    trial = {"params": [{"name": "lr", "param_internal_value": 0.351, "param_external_value": "0.351"}],
+             "user_attrs": [{"key": "schedule", "value": json.dumps({"family": "onecycle", "lr": 0.2945})}]}
+    lr = show_trained_lr({"trials": [trial], "best_trials": []})["trials"][0]["params"][0]
+    assert lr["param_internal_value"] == 0.2945 and lr["param_external_value"] == "0.2945"

@@ -206,3 +206,12 @@ def test_n_trials_leaves_no_promotion_waiting() -> None:
         assert result.counts().get("waiting", 0) == 0
     assert len(result.study.trials) == 26
     assert any("promoted_from" in t.user_attrs for t in result.study.trials)
+
+
+def test_print_of_a_search_result_names_its_best_full_run_trials_and_budget() -> None:
+    result = _run(budget=3.0)
+    text, best = repr(result), result.best_trial
+    assert f"best={result.best_schedule.family} {result.best_value:.4g}" in text
+    assert f"peak LR {result.best_schedule.lr:.3g} (trial {best.number}, full run)" in text
+    assert f"trials: {result.counts_text()}" in text and f"spent {result.spent:.2f} of 3 full runs" in text
+    assert "best=none yet" in repr(lrsearch.SearchResult(optuna.create_study()))

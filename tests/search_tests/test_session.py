@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import signal
 
@@ -74,3 +75,32 @@ def test_the_progress_bar_shows_trials_budget_and_the_best_family(tmp_path, caps
     assert "full runs" in err and "trials, best" in err and ("(cosine)" in err or "(constant)" in err)
     _search(objective, tmp_path, n_trials=1)  # stderr is not a terminal here: no bar by default
     assert capsys.readouterr().err == ""
+
+
+def test_with_the_bar_optuna_logs_no_info_lines_and_its_verbosity_is_restored(tmp_path) -> None:
+    def objective(trial: optuna.trial.Trial) -> float:
+        schedule = lrsearch.suggest_schedule(trial)
+        lrsearch.run_length(trial, 90)
+        return schedule.lr
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("optuna").addHandler(handler)
+    optuna.logging.set_verbosity(optuna.logging.INFO)  # Optuna's default
+    try:
+        _search(objective, tmp_path, budget=2.0, show_progress_bar=True)
+        assert [r.getMessage() for r in records if r.levelno <= logging.INFO] == []
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+        # without the bar Optuna's lines come back, without its "Best is trial N" (it ranks short runs too)
+        _search(objective, tmp_path, n_trials=2, show_progress_bar=False)
+        finished = [r.getMessage() for r in records if "finished with value" in r.getMessage()]
+        assert len(finished) == 2 and not any("Best is" in m for m in finished)
+        records.clear()
+        optuna.logging.set_verbosity(optuna.logging.DEBUG)  # asked for explicitly: kept, even with the bar
+        _search(objective, tmp_path, n_trials=1, show_progress_bar=True)
+        assert any("finished with value" in r.getMessage() for r in records)
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+    finally:
+        logging.getLogger("optuna").removeHandler(handler)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -2,7 +2,8 @@
 
 from lrsearch.search.pruners._forecast import ForecastPruner
 from lrsearch.search.pruners._plateau import PlateauPruner
+from lrsearch.search.pruners._report import evaluation_steps
 from lrsearch.search.pruners._report import report
 
 
-__all__ = ["ForecastPruner", "PlateauPruner", "report"]
+__all__ = ["ForecastPruner", "PlateauPruner", "evaluation_steps", "report"]

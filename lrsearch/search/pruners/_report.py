@@ -1,7 +1,8 @@
 """The ``report`` hook: what a training loop calls after each evaluation (the reference loop calls it
 for you). It hands the value to the trial, steps a plateau schedule's LR reduction, and raises
 ``optuna.TrialPruned`` when the pruner says so. A non-finite metric prunes at once; the reason is
-kept as the user attr ``prune_reason`` (Optuna 5 keeps no failure reasons).
+kept as the user attr ``prune_reason`` (Optuna 5 keeps no failure reasons). ``evaluation_steps``
+says where a step-counting loop evaluates.
 """
 
 from __future__ import annotations
@@ -56,3 +57,30 @@ def report(
             + (f"/{n_evals}" if isinstance(n_evals, int) else "") + f" with value {value:.6g}")
         trial.set_user_attr("prune_reason", reason)
         raise optuna.TrialPruned(reason)
+
+
+def evaluation_steps(total_steps: int, n_evals: int) -> list[int]:
+    """The optimizer steps (counted from 1) after which a ``total_steps``-step run evaluates
+    ``n_evals`` times, evenly spaced, the last one at ``total_steps``: where ``lrsearch.train``
+    evaluates and where the study's loss law places a trial's reported values.
+
+    Example:
+        >>> lrsearch.evaluation_steps(59, 3)  # a 1/3-length run of 177 steps
+        [20, 39, 59]
+        >>> ends = lrsearch.evaluation_steps(steps, n_evals)
+        >>> for step in range(1, steps + 1):
+        ...     train_one_step(); scheduler.step()
+        ...     if step in ends:
+        ...         lrsearch.report(trial, validate(), ends.index(step), scheduler=scheduler, n_evals=n_evals)
+
+    Args:
+        total_steps: The run's optimizer steps (``lrsearch.run_length(trial, ...)``).
+        n_evals: Evaluations in the run, at most ``total_steps``.
+    """
+    from lrsearch.training import eval_steps
+
+    total_steps = check_int("total_steps", total_steps, low=1)
+    n_evals = check_int("n_evals", n_evals, low=1)
+    if n_evals > total_steps:
+        raise ValueError(f"n_evals must be at most total_steps ({total_steps}) but got {n_evals}.")
+    return eval_steps(total_steps, n_evals)
