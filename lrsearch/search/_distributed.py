@@ -17,7 +17,6 @@ depend on what the trial returns); a rank asking for another parameter than rank
 from __future__ import annotations
 
 import datetime
-import pickle
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -49,13 +48,20 @@ def _broadcast(obj: Any, group: Any) -> Any:
     return box[0]
 
 
-def _portable(err: Exception) -> Exception:
-    """``err`` if it survives pickling, else a ``RuntimeError`` carrying its text."""
-    try:
-        pickle.loads(pickle.dumps(err))
-        return err
-    except Exception:  # noqa: BLE001 - whatever fails to pickle travels as its text
-        return RuntimeError(f"{type(err).__name__}: {err}")
+# the errors that travel between ranks as themselves; any other travels as a RuntimeError with its text
+_ERRORS = {e.__name__: e for e in (optuna.TrialPruned, ValueError, RuntimeError, TypeError, KeyError,
+                                   IndexError, ZeroDivisionError, FloatingPointError, OverflowError)}
+
+
+def _portable(err: Exception) -> tuple[str, str]:
+    """``err`` as plain data (its type's name and its message): ranks exchange data, never code."""
+    return type(err).__name__, str(err.args[0]) if len(err.args) == 1 else str(err)
+
+
+def _rebuilt(data: tuple[str, str]) -> Exception:
+    name, message = data
+    kind = _ERRORS.get(name)
+    return kind(message) if kind is not None else RuntimeError(f"{name}: {message}")
 
 
 class RankZeroPruner:
@@ -114,8 +120,9 @@ class DistributedTrial(optuna.trial.BaseTrial):
             raise RuntimeError(f"the ranks' trial calls diverged: rank 0 called {asked} where rank {self._rank} "
                                f"called {what}; every rank must make the same trial calls in the same order.")
         if status == "error":
-            setattr(value, _SHARED, True)
-            raise value
+            err = _rebuilt(value)
+            setattr(err, _SHARED, True)
+            raise err
         return value
 
     def shared(self, value: float) -> float:

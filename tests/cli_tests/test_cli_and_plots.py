@@ -90,7 +90,7 @@ def test_cli_families_and_gallery(tmp_path, capsys) -> None:
 
 def test_cli_schedule_draws_an_exported_spec_at_the_run_length_it_was_chosen_for(tmp_path, monkeypatch,
                                                                                   capsys) -> None:
-    import lrsearch.reports._plots as plots
+    import lrsearch.reports as plots  # the name the CLI reads
 
     drawn = []
     real = plots.plot_schedules
