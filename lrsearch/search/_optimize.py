@@ -129,9 +129,9 @@ def optimize(
         budget: The training the whole study may spend, in full-run equivalents of optimizer
             steps (20: the steps of 20 full-length runs), counted from what trials trained (a run
             at 1/3 of the length, the default short rung, costs 1/3; a pruned run what it ran) plus
-            the range test. No new trial starts that would not fit. Default: ``DEFAULT_BUDGET`` (20) when neither
-            ``n_trials`` nor ``timeout`` is given, else unlimited. It is the study's total: a
-            resumed study counts what it spent before.
+            the range test. No new trial starts that would not fit. Default: ``DEFAULT_BUDGET``
+            (20) when neither ``n_trials`` nor ``timeout`` is given, else unlimited. It is the
+            study's total: a resumed study counts what it spent before.
         rungs: The run lengths of the multi-fidelity search (``Rungs()``: 1/3 and the full run;
             ``Rungs((1/9, 1/3, 1))`` for a deeper ladder); ``None`` trains every trial at full
             length. A plain objective learns its run length from ``lrsearch.run_length(trial,
