@@ -1,0 +1,222 @@
+"""What lrsearch costs per trial beyond plain Optuna, and whether that cost grows with the study.
+
+A no-training objective (a schedule sampled, a run length asked, 5 evaluations reported, a value
+returned) is run by ``lrsearch.optimize`` and, side by side, by plain Optuna (the same kind of
+suggestions, ``trial.report`` and ``trial.should_prune`` 5 times, Optuna's default pruner), both
+with ``RandomSampler(seed)``, on each storage: in-memory, a SQLite file, a journal file, and
+PostgreSQL when ``LRSEARCH_PG_URL`` is set (``.ci/postgres`` starts a throwaway one). Each storage
+is given as a user would give it: lrsearch a ``.db`` path (so it runs its default heartbeat) or a
+``.log`` path, Optuna a ``sqlite:///`` URL or a ``JournalStorage``. The arms alternate within each
+repeat (the machine is shared); the table shows medians of ``--repeats`` runs.
+
+The time per trial is read between trial ends (an Optuna callback, run after lrsearch's own): over
+trials 1-100 ("first 100") and over the last 100 of the study, plus the 100 trials ending at 1,000
+and 10,000 when the study reaches them. Overhead = lrsearch - Optuna, in ms per trial.
+
+    python studies/bench_overhead.py                         # 200 trials, 3 repeats, every storage
+    python studies/bench_overhead.py --trials 1000 --storages sqlite,journal
+    python studies/bench_overhead.py --trials 200 --profile  # cProfile of one lrsearch SQLite run
+
+Writes ``studies/results/bench_overhead.{md,json}`` (``--out`` to change the stem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import logging
+import math
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import optuna
+
+import lrsearch
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FAMILIES = tuple(lrsearch.SearchSpace().families)
+N_EVALS = 5
+FULL_STEPS = 900
+
+
+def value_at(family: str, lr: float, k: int) -> float:
+    """A made-up learning curve: best near lr = 3e-3, a family offset, falling with evaluations."""
+    offset = (zlib.crc32(family.encode()) % 100) / 500
+    return 0.5 + 0.1 * (math.log10(lr) + 2.5) ** 2 + offset + 1.0 / (k + 2)
+
+
+def lrsearch_objective(trial: optuna.trial.Trial) -> float:
+    schedule = lrsearch.suggest_schedule(trial)
+    lrsearch.run_length(trial, FULL_STEPS)
+    value = math.nan
+    for k in range(N_EVALS):
+        value = value_at(schedule.family, schedule.lr, k)
+        lrsearch.report(trial, value, k, n_evals=N_EVALS)
+    return value
+
+
+def optuna_objective(trial: optuna.trial.Trial) -> float:
+    family = trial.suggest_categorical("family", list(FAMILIES))
+    lr = trial.suggest_float("lr", 1e-5, 1.0, log=True)
+    trial.suggest_float(f"{family}.shape", 0.0, 1.0)  # a family's own parameter, as lrsearch samples one
+    value = math.nan
+    for k in range(N_EVALS):
+        value = value_at(family, lr, k)
+        trial.report(value, k)
+        if k < N_EVALS - 1 and trial.should_prune():
+            raise optuna.TrialPruned()
+    return value
+
+
+class Stamps:
+    """An Optuna callback keeping the time each trial ended."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = [time.perf_counter()]
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.times.append(time.perf_counter())
+
+
+def windows(times: list[float], n: int) -> dict[str, float]:
+    """ms per trial over trials 1-100 and over the 100 trials ending at 1,000, 10,000 and ``n``."""
+    ends = len(times) - 1
+    width = min(100, ends // 2)
+    out = {"first": 1000 * (times[width] - times[0]) / width}
+    for mark in (1000, 10000):
+        if mark < ends:
+            out[str(mark)] = 1000 * (times[mark] - times[mark - width]) / width
+    out["last"] = 1000 * (times[ends] - times[ends - width]) / width
+    return out
+
+
+def storage_for(kind: str, arm: str, folder: str, name: str) -> object:
+    """What a user would pass for ``kind`` to ``lrsearch.optimize`` (arm "lrsearch") or to Optuna."""
+    if kind == "memory":
+        return optuna.storages.InMemoryStorage()
+    if kind == "sqlite":
+        path = os.path.join(folder, f"{name}.db")
+        return path if arm == "lrsearch" else f"sqlite:///{path}"
+    if kind == "journal":
+        path = os.path.join(folder, f"{name}.log")
+        if arm == "lrsearch":
+            return path
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+    if kind == "postgres":
+        return os.environ["LRSEARCH_PG_URL"]
+    raise ValueError(f"storages must be memory, sqlite, journal or postgres but got {kind!r}.")
+
+
+def run_arm(arm: str, kind: str, n_trials: int, seed: int, folder: str, name: str) -> tuple[list[float], int]:
+    """One study of ``n_trials``; the trial end times and how many trials the storage holds."""
+    storage = storage_for(kind, arm, folder, name)
+    stamps = Stamps()
+    sampler = optuna.samplers.RandomSampler(seed=seed)
+    if arm == "lrsearch":
+        result = lrsearch.optimize(lrsearch_objective, sampler=sampler, n_trials=n_trials, storage=storage,
+                                   study_name=name, show_progress_bar=False, artifacts=None, callbacks=[stamps])
+        study = result.study
+    else:
+        study = optuna.create_study(storage=storage, sampler=sampler, study_name=name)
+        study.optimize(optuna_objective, n_trials=n_trials, callbacks=[stamps])
+    return stamps.times, len(study.get_trials(deepcopy=False))
+
+
+def measure(kinds: list[str], n_trials: int, repeats: int, seed: int) -> dict:
+    rows: dict[str, dict] = {}
+    loads = [os.getloadavg()[0]]
+    for kind in kinds:
+        runs: dict[str, list[dict[str, float]]] = {"optuna": [], "lrsearch": []}
+        for rep in range(repeats):
+            order = ("optuna", "lrsearch") if rep % 2 == 0 else ("lrsearch", "optuna")
+            for arm in order:
+                with tempfile.TemporaryDirectory() as folder:
+                    name = f"overhead_{arm}_{kind}_{rep}_{os.getpid()}_{time.time_ns()}"
+                    times, held = run_arm(arm, kind, n_trials, seed + rep, folder, name)
+                    if held < n_trials:
+                        raise RuntimeError(f"{arm} on {kind}: {held} trials stored, {n_trials} run")
+                    runs[arm].append(windows(times, n_trials))
+                loads.append(os.getloadavg()[0])
+        keys = list(runs["optuna"][0])
+        med = {arm: {k: statistics.median(r[k] for r in runs[arm]) for k in keys} for arm in runs}
+        rows[kind] = {"median": med, "runs": runs,
+                      "overhead": {k: med["lrsearch"][k] - med["optuna"][k] for k in keys}}
+    return {"trials": n_trials, "repeats": repeats, "seed": seed, "rows": rows,
+            "load": {"min": min(loads), "median": statistics.median(loads), "max": max(loads)}}
+
+
+def table(data: dict) -> str:
+    keys = list(next(iter(data["rows"].values()))["overhead"])
+    width = min(100, data["trials"] // 2)
+    label = {"first": f"trials 1-{width}", "last": f"last {width} (to {data['trials']:,})"}
+    head = ["storage", "window", "Optuna ms/trial", "lrsearch ms/trial", "overhead ms/trial", "ratio"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for kind, row in data["rows"].items():
+        for k in keys:
+            o, s = row["median"]["optuna"][k], row["median"]["lrsearch"][k]
+            name = label[k] if k in label else f"{width} to {int(k):,}"
+            lines.append(f"| {kind} | {name} | {o:.1f} | {s:.1f} | {s - o:+.1f} | "
+                         f"{s / o:.2f}x |")
+    lines.append("")
+    for kind, row in data["rows"].items():
+        over = row["overhead"]
+        growth = over["last"] / over["first"] if over["first"] > 0 else math.nan
+        lines.append(f"{kind}: overhead at the last 100 / at the first 100 = {growth:.2f}x")
+    ld = data["load"]
+    lines.append(f"\nload average (1 min) during the run: min {ld['min']:.2f}, median {ld['median']:.2f}, "
+                 f"max {ld['max']:.2f} on {os.cpu_count()} cores; medians of {data['repeats']} runs per arm, "
+                 f"{data['trials']:,} trials each.")
+    return "\n".join(lines)
+
+
+def profile(n_trials: int, seed: int, top: int) -> str:
+    """cProfile of one lrsearch run on a SQLite file: the functions that take its time."""
+    with tempfile.TemporaryDirectory() as folder:
+        prof = cProfile.Profile()
+        prof.enable()
+        run_arm("lrsearch", "sqlite", n_trials, seed, folder, "overhead_profile")
+        prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(top)
+    return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200, help="trials per study (>= 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per arm and storage (>= 1)")
+    parser.add_argument("--storages", default="memory,sqlite,journal,postgres",
+                        help="comma-separated; postgres only when LRSEARCH_PG_URL is set")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="profile one lrsearch SQLite run instead")
+    parser.add_argument("--out", default="bench_overhead", help="results file stem under studies/results")
+    args = parser.parse_args(argv)
+    if args.trials < 2 or args.repeats < 1:
+        parser.error(f"--trials must be >= 2 and --repeats >= 1 but got {args.trials} and {args.repeats}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("lrsearch").setLevel(logging.WARNING)
+    if args.profile:
+        print(profile(args.trials, args.seed, 40))
+        return {}
+    kinds = [k for k in args.storages.split(",") if k and (k != "postgres" or os.environ.get("LRSEARCH_PG_URL"))]
+    data = measure(kinds, args.trials, args.repeats, args.seed)
+    text = table(data)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    command = "python studies/bench_overhead.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    (RESULTS / f"{args.out}.md").write_text(f"# bench_overhead\n\n`{command.strip()}`\n\n{text}\n")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps({**data, "command": command.strip()}, indent=1))
+    return data
+
+
+if __name__ == "__main__":
+    main()
