@@ -127,6 +127,8 @@ class Budget:
         self.rungs, self.budget, self.use_model = rungs, budget, use_model
         self.trials_left = n_trials  # this call's n_trials: the last one leaves no promotion behind
         self._lock = threading.Lock()
+        self._ranks: dict[int, float] = {}  # a finished run's predicted full-length value, per trial
+        self._ranked_by: tuple[Any, int] | None = None  # the law and full length they came from
 
     def fresh_fraction(self) -> float:
         return self.rungs.fractions[0]
@@ -192,10 +194,14 @@ class Budget:
         if model is None or full is None:
             return plain
         sign = sign_of(study)
+        if self._ranked_by is None or self._ranked_by[0] is not model or self._ranked_by[1] != full:
+            self._ranks, self._ranked_by = {}, (model, full)  # a refitted law predicts anew
 
-        def key(t: optuna.trial.FrozenTrial) -> float:
-            curve = trial_curve(t, sign)
-            return plain(t) if curve is None else model.predict(curve.schedule, full).value
+        def key(t: optuna.trial.FrozenTrial) -> float:  # finished runs do not change: once per law
+            if t.number not in self._ranks:
+                curve = trial_curve(t, sign)
+                self._ranks[t.number] = plain(t) if curve is None else model.predict(curve.schedule, full).value
+            return self._ranks[t.number]
 
         return key
 
