@@ -1,13 +1,13 @@
 """What lrsearch costs per trial beyond plain Optuna, and whether that cost grows with the study.
 
 A no-training objective (a schedule sampled, a run length asked, 5 evaluations reported, a value
-returned) is run by ``lrsearch.optimize`` and, side by side, by plain Optuna (the same kind of
-suggestions, ``trial.report`` and ``trial.should_prune`` 5 times, Optuna's default pruner), both
-with ``RandomSampler(seed)``, on each storage: in-memory, a SQLite file, a journal file, and
-PostgreSQL when ``LRSEARCH_PG_URL`` is set (``.ci/postgres`` starts a throwaway one). Each storage
-is given as a user would give it: lrsearch a ``.db`` path (so it runs its default heartbeat) or a
-``.log`` path, Optuna a ``sqlite:///`` URL or a ``JournalStorage``. The arms alternate within each
-repeat (the machine is shared); the table shows medians of ``--repeats`` runs.
+returned) is run by ``lrsearch.optimize`` and, side by side, by plain Optuna (as many suggestions
+as lrsearch's space makes, 7, ``trial.report`` and ``trial.should_prune`` 5 times, Optuna's default
+pruner), both with ``RandomSampler(seed)``, on each storage: in-memory, a SQLite file, a journal
+file, and PostgreSQL when ``LRSEARCH_PG_URL`` is set (``.ci/postgres`` starts a throwaway one).
+Each storage is given as a user would give it: lrsearch a ``.db`` path (so it runs its default
+heartbeat) or a ``.log`` path, Optuna a ``sqlite:///`` URL or a ``JournalStorage``. The arms
+alternate within each repeat (the machine is shared); the table shows medians of ``--repeats``.
 
 The time per trial is read between trial ends (an Optuna callback, run after lrsearch's own): over
 trials 1-100 ("first 100") and over the last 100 of the study, plus the 100 trials ending at 1,000
@@ -67,7 +67,10 @@ def lrsearch_objective(trial: optuna.trial.Trial) -> float:
 def optuna_objective(trial: optuna.trial.Trial) -> float:
     family = trial.suggest_categorical("family", list(FAMILIES))
     lr = trial.suggest_float("lr", 1e-5, 1.0, log=True)
-    trial.suggest_float(f"{family}.shape", 0.0, 1.0)  # a family's own parameter, as lrsearch samples one
+    trial.suggest_categorical("warmup", ["none", "linear", "cosine"])
+    trial.suggest_float("warmup_frac", 0.0, 0.2)
+    for name in ("a", "b", "c"):  # 7 parameters: lrsearch's default space samples 6.7 on average
+        trial.suggest_float(f"{family}.{name}", 0.0, 1.0)
     value = math.nan
     for k in range(N_EVALS):
         value = value_at(family, lr, k)
