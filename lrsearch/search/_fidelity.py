@@ -127,6 +127,7 @@ class Budget:
         self.rungs, self.budget, self.use_model = rungs, budget, use_model
         self.trials_left = n_trials  # this call's n_trials: the last one leaves no promotion behind
         self._lock = threading.Lock()
+        self._rungs: dict[int, int | None] = {}  # a finished run's rung, per trial
         self._ranks: dict[int, float] = {}  # a finished run's predicted full-length value, per trial
         self._ranked_by: tuple[Any, int] | None = None  # the law and full length they came from
 
@@ -169,8 +170,12 @@ class Budget:
         by_rung: list[list[optuna.trial.FrozenTrial]] = [[] for _ in fracs]
         runs = [0] * len(fracs)  # completed and pruned runs: a pruned run ranks below every completed one
         for t in trials:
-            r = rung_of(t, fracs) if "run_steps" in t.user_attrs else None
-            if r is None or t.state not in (_states.COMPLETE, _states.PRUNED):
+            if t.state not in (_states.COMPLETE, _states.PRUNED):
+                continue
+            if t.number not in self._rungs:  # a finished trial's rung does not change
+                self._rungs[t.number] = rung_of(t, fracs) if "run_steps" in t.user_attrs else None
+            r = self._rungs[t.number]
+            if r is None:
                 continue
             runs[r] += 1
             if t.state == _states.COMPLETE and t.value is not None and math.isfinite(t.value):
