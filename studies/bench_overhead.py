@@ -16,6 +16,7 @@ and 10,000 when the study reaches them. Overhead = lrsearch - Optuna, in ms per 
     python studies/bench_overhead.py                         # 200 trials, 3 repeats, every storage
     python studies/bench_overhead.py --trials 1000 --storages sqlite,journal
     python studies/bench_overhead.py --trials 200 --profile  # cProfile of one lrsearch SQLite run
+    python studies/bench_overhead.py --workers 8 --trials 2000  # 8 processes on one journal file
 
 Writes ``studies/results/bench_overhead.{md,json}`` (``--out`` to change the stem).
 """
@@ -28,6 +29,7 @@ import io
 import json
 import logging
 import math
+import multiprocessing
 import os
 import pstats
 import statistics
@@ -37,6 +39,7 @@ import time
 import zlib
 from pathlib import Path
 
+import numpy as np
 import optuna
 
 import lrsearch
@@ -80,16 +83,6 @@ def optuna_objective(trial: optuna.trial.Trial) -> float:
     return value
 
 
-class Stamps:
-    """An Optuna callback keeping the time each trial ended."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = [time.perf_counter()]
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.times.append(time.perf_counter())
-
-
 def windows(times: list[float], n: int) -> dict[str, float]:
     """ms per trial over trials 1-100 and over the 100 trials ending at 1,000, 10,000 and ``n``."""
     ends = len(times) - 1
@@ -122,19 +115,20 @@ def storage_for(kind: str, arm: str, folder: str, name: str) -> object:
 def run_arm(arm: str, kind: str, n_trials: int, seed: int, folder: str, name: str) -> tuple[list[float], int]:
     """One study of ``n_trials``; the trial end times and how many trials the storage holds."""
     storage = storage_for(kind, arm, folder, name)
-    stamps = Stamps()
+    times = [time.perf_counter()]
+    stamp = lambda study, trial: times.append(time.perf_counter())  # noqa: E731 - when each trial ended
     sampler = optuna.samplers.RandomSampler(seed=seed)
     if arm == "lrsearch":
         result = lrsearch.optimize(lrsearch_objective, sampler=sampler, n_trials=n_trials, storage=storage,
-                                   study_name=name, show_progress_bar=False, artifacts=None, callbacks=[stamps])
+                                   study_name=name, show_progress_bar=False, artifacts=None, callbacks=[stamp])
         study = result.study
     else:
         study = optuna.create_study(storage=storage, sampler=sampler, study_name=name)
-        study.optimize(optuna_objective, n_trials=n_trials, callbacks=[stamps])
-    return stamps.times, len(study.get_trials(deepcopy=False))
+        study.optimize(optuna_objective, n_trials=n_trials, callbacks=[stamp])
+    return times, len(study.get_trials(deepcopy=False))
 
 
-def measure(kinds: list[str], n_trials: int, repeats: int, seed: int) -> dict:
+def measure(kinds: list[str], n_trials: int, repeats: int, seed: int, where: str | None = None) -> dict:
     rows: dict[str, dict] = {}
     loads = [os.getloadavg()[0]]
     for kind in kinds:
@@ -142,7 +136,7 @@ def measure(kinds: list[str], n_trials: int, repeats: int, seed: int) -> dict:
         for rep in range(repeats):
             order = ("optuna", "lrsearch") if rep % 2 == 0 else ("lrsearch", "optuna")
             for arm in order:
-                with tempfile.TemporaryDirectory() as folder:
+                with tempfile.TemporaryDirectory(dir=where) as folder:
                     name = f"overhead_{arm}_{kind}_{rep}_{os.getpid()}_{time.time_ns()}"
                     times, held = run_arm(arm, kind, n_trials, seed + rep, folder, name)
                     if held < n_trials:
@@ -153,7 +147,7 @@ def measure(kinds: list[str], n_trials: int, repeats: int, seed: int) -> dict:
         med = {arm: {k: statistics.median(r[k] for r in runs[arm]) for k in keys} for arm in runs}
         rows[kind] = {"median": med, "runs": runs,
                       "overhead": {k: med["lrsearch"][k] - med["optuna"][k] for k in keys}}
-    return {"trials": n_trials, "repeats": repeats, "seed": seed, "rows": rows,
+    return {"trials": n_trials, "repeats": repeats, "seed": seed, "rows": rows, "dir": where or tempfile.gettempdir(),
             "load": {"min": min(loads), "median": statistics.median(loads), "max": max(loads)}}
 
 
@@ -177,7 +171,7 @@ def table(data: dict) -> str:
     ld = data["load"]
     lines.append(f"\nload average (1 min) during the run: min {ld['min']:.2f}, median {ld['median']:.2f}, "
                  f"max {ld['max']:.2f} on {os.cpu_count()} cores; medians of {data['repeats']} runs per arm, "
-                 f"{data['trials']:,} trials each.")
+                 f"{data['trials']:,} trials each; study files in {data['dir']}.")
     return "\n".join(lines)
 
 
@@ -185,12 +179,76 @@ def profile(n_trials: int, seed: int, top: int) -> str:
     """cProfile of one lrsearch run on a SQLite file: the functions that take its time."""
     with tempfile.TemporaryDirectory() as folder:
         prof = cProfile.Profile()
-        prof.enable()
-        run_arm("lrsearch", "sqlite", n_trials, seed, folder, "overhead_profile")
-        prof.disable()
+        prof.runcall(run_arm, "lrsearch", "sqlite", n_trials, seed, folder, "overhead_profile")
     out = io.StringIO()
     pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(top)
     return out.getvalue()
+
+
+def range_test() -> lrsearch.RangeTestResult:
+    """A made-up range test (a valley near 3e-3, divergence above 0.3) to seed the workers' study."""
+    lrs = np.geomspace(1e-6, 1.0, 100)
+    losses = 1.0 + 0.1 * (np.log10(lrs) + 2.5) ** 2 + 5.0 * (lrs > 0.3)
+    return lrsearch.RangeTestResult(lrs, losses, losses, losses, {"num_iter": 100}, iterations=100)
+
+
+def worker(arm: str, path: str, name: str, n_trials: int | None, seed: int, budget: float | None) -> None:
+    """One worker process: ``optimize`` on the shared journal file."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.RandomSampler(seed=seed)
+    if arm == "lrsearch":
+        lrsearch.optimize(lrsearch_objective, storage=path, study_name=name, n_trials=n_trials, budget=budget,
+                          sampler=sampler, show_progress_bar=False, artifacts=None)
+    else:
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+        optuna.load_study(study_name=name, storage=storage, sampler=sampler).optimize(
+            optuna_objective, n_trials=n_trials)
+
+
+def run_workers(arm: str, workers: int, n_trials: int | None, folder: str, seed: int,
+                budget: float | None = None) -> dict:
+    """``workers`` processes on one journal file; wall time and what the study holds after."""
+    path, name = os.path.join(folder, f"{arm}_{budget}.log"), f"workers_{arm}"
+    if arm == "lrsearch":  # prepared once (created, seeded); the workers join it
+        lrsearch.optimize(lrsearch_objective, storage=path, study_name=name, n_trials=0, seed_from=range_test(),
+                          show_progress_bar=False, artifacts=None)
+    else:
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+        optuna.create_study(storage=storage, study_name=name)
+    each = None if n_trials is None else n_trials // workers
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=worker, args=(arm, path, name, each, seed + i, budget)) for i in range(workers)]
+    start = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    wall = time.perf_counter() - start
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    states = {s.name: n for s in optuna.trial.TrialState if (n := sum(t.state == s for t in trials))}
+    out = {"wall_s": wall, "trials": len(trials), "states": states, "exit_codes": [p.exitcode for p in procs],
+           "trials_per_s": sum(t.state.is_finished() for t in trials) / wall}
+    if arm == "lrsearch":
+        ran: dict[str, int] = {}
+        for t in trials:
+            key = t.user_attrs.get("seed_key")
+            if key and t.state.name in ("COMPLETE", "PRUNED") and "duplicate_of" not in t.user_attrs:
+                ran[key] = ran.get(key, 0) + 1
+        out["seeds_ran"] = ran
+        out["spent"] = lrsearch.SearchResult(optuna.load_study(study_name=name, storage=storage)).spent
+    return out
+
+
+def measure_workers(workers: int, n_trials: int, budget: float, seed: int) -> dict:
+    """Throughput of ``workers`` processes, lrsearch and Optuna alternating, then one budgeted run."""
+    runs: dict[str, list[dict]] = {"optuna": [], "lrsearch": []}
+    with tempfile.TemporaryDirectory() as folder:
+        for arm in ("optuna", "lrsearch"):
+            runs[arm].append(run_workers(arm, workers, n_trials, folder, seed))
+        budgeted = run_workers("lrsearch", workers, None, folder, seed, budget=budget)
+    return {"workers": workers, "trials": n_trials, "budget": budget, "runs": runs, "budgeted": budgeted,
+            "load": os.getloadavg()[0]}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -200,6 +258,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--storages", default="memory,sqlite,journal,postgres",
                         help="comma-separated; postgres only when LRSEARCH_PG_URL is set")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dir", default=None, help="where the study files go (default: the temp folder; "
+                        "/dev/shm takes the disk's fsync out of the comparison)")
+    parser.add_argument("--workers", type=int, default=0, help="instead: this many processes on a journal file")
+    parser.add_argument("--budget", type=float, default=60.0, help="with --workers: the budgeted run's budget")
     parser.add_argument("--profile", action="store_true", help="profile one lrsearch SQLite run instead")
     parser.add_argument("--out", default="bench_overhead", help="results file stem under studies/results")
     args = parser.parse_args(argv)
@@ -210,8 +272,21 @@ def main(argv: list[str] | None = None) -> dict:
     if args.profile:
         print(profile(args.trials, args.seed, 40))
         return {}
+    if args.workers:
+        data = measure_workers(args.workers, args.trials, args.budget, args.seed)
+        o, s, b = data["runs"]["optuna"][0], data["runs"]["lrsearch"][0], data["budgeted"]
+        text = (f"{args.workers} workers, one journal file, {args.trials:,} trials: Optuna {o['trials_per_s']:.1f} "
+                f"trials/s, lrsearch {s['trials_per_s']:.1f} ({s['trials_per_s'] / o['trials_per_s']:.2f}x); "
+                f"states {o['states']} / {s['states']}; seeds that ran: {set(s['seeds_ran'].values())} each; "
+                f"budget {args.budget:g}: spent {b['spent']:.2f} in "
+                f"{b['trials']} trials, states {b['states']}; load {data['load']:.2f}")
+        print(text)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"{args.out}_workers.md").write_text(f"# bench_overhead --workers\n\n{text}\n")
+        (RESULTS / f"{args.out}_workers.json").write_text(json.dumps(data, indent=1))
+        return data
     kinds = [k for k in args.storages.split(",") if k and (k != "postgres" or os.environ.get("LRSEARCH_PG_URL"))]
-    data = measure(kinds, args.trials, args.repeats, args.seed)
+    data = measure(kinds, args.trials, args.repeats, args.seed, args.dir)
     text = table(data)
     print(text)
     RESULTS.mkdir(exist_ok=True)
