@@ -60,6 +60,7 @@ from lrsearch.search.storage import is_sqlite
 from lrsearch.search.storage import resolve_storage
 from lrsearch.search.storage import single_process
 from lrsearch.search.storage import is_stale
+from lrsearch.search._view import Finished
 from lrsearch.search._view import StudyView
 
 
@@ -301,9 +302,12 @@ def _bookkeeping(keeper: Budget, progress: Progress) -> Callable[[optuna.Study, 
     """The callback after each trial: recovery, the keeper's promotion and stop, the progress bar,
     on one read of the study (``StudyView``), read again only when recovery changed a trial."""
 
+    looked = Finished()
+
     def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         view = StudyView(study)
-        stale = any(is_stale(t) for t in view.trials if t.state == optuna.trial.TrialState.RUNNING)
+        looked.new(view.trials)
+        stale = any(is_stale(t) for t in looked.still_open(view.trials))
         if recover(view, view.trials) or stale:  # type: ignore[arg-type]
             view.refresh()
         keeper(view, trial)  # type: ignore[arg-type]

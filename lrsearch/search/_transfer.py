@@ -23,6 +23,7 @@ from lrsearch.lossmodel import Prediction
 from lrsearch.lossmodel import predictable
 from lrsearch.schedules import Schedule
 from lrsearch.search._lengths import trial_fraction
+from lrsearch.search._view import Finished
 
 
 MIN_CURVES = 8  # completed runs before the search fits a model
@@ -84,11 +85,14 @@ class StudyModel:
         self._model: LossModel | None = None
         self._at = 0
         self._lock = threading.Lock()
+        self._looked, self._complete = Finished(), 0
 
     def get(self, study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None) -> LossModel | None:
         trials = study.get_trials(deepcopy=False) if trials is None else trials
-        complete = sum(t.state == _states.COMPLETE for t in trials)
         with self._lock:
+            start_over, finished, _ = self._looked.new(trials)  # counted as they finish, not every call
+            self._complete = (0 if start_over else self._complete) + sum(t.state == _states.COMPLETE for t in finished)
+            complete = self._complete
             if complete < MIN_CURVES:
                 return self._model
             if self._model is None or complete >= REFIT_GROWTH * self._at:
