@@ -140,3 +140,46 @@ def test_a_bounded_sample_keeps_the_first_and_last_runs(monkeypatch, n_curves: i
     _transfer.StudyModel().get(study, trials)
     expect = min(len(trials), _transfer.MAX_FIT_CURVES)
     assert len(picked[0]) == expect and picked[0][0] == 90 and picked[0][-1] == 90 + len(trials) - 1
+
+
+def test_promotion_looks_at_each_finished_run_once(monkeypatch) -> None:
+    import lrsearch.search._fidelity as fidelity
+
+    seen: list[int] = []
+    real = fidelity.rung_of
+    monkeypatch.setattr(fidelity, "rung_of", lambda trial, fractions: seen.append(trial.number) or real(trial, fractions))
+    keeper = Budget(Rungs((1 / 3, 1.0)), budget=None)
+    study = optuna.create_study()
+    trials = [_finished(i, full=90) for i in range(60)]
+    for t in trials:
+        t.user_attrs["run_steps"] = 30  # a third of the run: rung 0
+    picks = [keeper.promotion(study, math.inf, trials[:n]) for n in range(1, 61)]
+    assert sorted(seen) == list(range(60))  # once each, not once per later trial (1,830 before)
+    assert picks[-1] is not None and picks[-1][1] == 1  # and it still promotes
+
+
+class _Walked(list):
+    """A trial list that counts the times it is walked through."""
+
+    walks = 0
+
+    def __iter__(self):  # noqa: ANN204
+        _Walked.walks += 1
+        return super().__iter__()
+
+
+def test_a_report_does_not_walk_the_study(monkeypatch) -> None:
+    study = optuna.create_study()
+    peers = [_finished(i) for i in range(40)]
+    for t in peers:
+        t.intermediate_values = {0: 2.0 + (t.number % 5) / 10, 1: 1.6, 2: 1.0 + t.number % 5}
+    running = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, intermediate_values={1: 9.0},
+                                        user_attrs=dict(peers[0].user_attrs))
+    running.number = 40
+    cached = _Walked([*peers, running])
+    monkeypatch.setattr(study, "_get_trials", lambda **kwargs: cached)
+    monkeypatch.setattr(_Walked, "walks", 0)
+    pruner = lrsearch.ForecastPruner(use_model=False, min_fraction=0.0)
+    decisions = [pruner.prune(study, running) for _ in range(10)]
+    assert decisions == [True] * 10  # far worse than its 40 peers' finals
+    assert _Walked.walks == 0  # its peers were indexed once, by position, not rescanned per report
