@@ -166,8 +166,8 @@ def table(data: dict) -> str:
     lines.append("")
     for kind, row in data["rows"].items():
         over = row["overhead"]
-        growth = over["last"] / over["first"] if over["first"] > 0 else math.nan
-        lines.append(f"{kind}: overhead at the last 100 / at the first 100 = {growth:.2f}x")
+        growth = f"{over['last'] / over['first']:.2f}x" if over["first"] > 0 else "- (no overhead at the first)"
+        lines.append(f"{kind}: overhead at the last 100 / at the first 100 = {growth}")
     ld = data["load"]
     lines.append(f"\nload average (1 min) during the run: min {ld['min']:.2f}, median {ld['median']:.2f}, "
                  f"max {ld['max']:.2f} on {os.cpu_count()} cores; medians of {data['repeats']} runs per arm, "
@@ -196,9 +196,10 @@ def worker(arm: str, path: str, name: str, n_trials: int | None, seed: int, budg
     """One worker process: ``optimize`` on the shared journal file."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.RandomSampler(seed=seed)
-    if arm == "lrsearch":
+    if arm == "lrsearch":  # the space the study was seeded in (the seeds' LRs lie in its range)
         lrsearch.optimize(lrsearch_objective, storage=path, study_name=name, n_trials=n_trials, budget=budget,
-                          sampler=sampler, show_progress_bar=False, artifacts=None)
+                          space=lrsearch.SearchSpace().with_lr(range_test()), sampler=sampler,
+                          show_progress_bar=False, artifacts=None)
     else:
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
         optuna.load_study(study_name=name, storage=storage, sampler=sampler).optimize(
@@ -272,6 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.profile:
         print(profile(args.trials, args.seed, 40))
         return {}
+    RESULTS.mkdir(exist_ok=True)
     if args.workers:
         data = measure_workers(args.workers, args.trials, args.budget, args.seed)
         o, s, b = data["runs"]["optuna"][0], data["runs"]["lrsearch"][0], data["budgeted"]
@@ -281,7 +283,6 @@ def main(argv: list[str] | None = None) -> dict:
                 f"budget {args.budget:g}: spent {b['spent']:.2f} in "
                 f"{b['trials']} trials, states {b['states']}; load {data['load']:.2f}")
         print(text)
-        RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"{args.out}_workers.md").write_text(f"# bench_overhead --workers\n\n{text}\n")
         (RESULTS / f"{args.out}_workers.json").write_text(json.dumps(data, indent=1))
         return data
@@ -289,7 +290,6 @@ def main(argv: list[str] | None = None) -> dict:
     data = measure(kinds, args.trials, args.repeats, args.seed, args.dir)
     text = table(data)
     print(text)
-    RESULTS.mkdir(exist_ok=True)
     command = "python studies/bench_overhead.py " + " ".join(argv if argv is not None else sys.argv[1:])
     (RESULTS / f"{args.out}.md").write_text(f"# bench_overhead\n\n`{command.strip()}`\n\n{text}\n")
     (RESULTS / f"{args.out}.json").write_text(json.dumps({**data, "command": command.strip()}, indent=1))
