@@ -132,15 +132,23 @@ def fit_law(law: str, runs: Sequence[Run], steps_ref: float, overfit: bool, refi
     then ``alpha`` refined by golden-section search for the ``refine`` best (shape, power) pairs."""
     y = np.concatenate([r.y for r in runs])
     w = np.concatenate([r.w for r in runs])
+    # what ``columns`` computes per run that does not depend on the exponents, once for all runs
+    s1 = np.concatenate([np.maximum(area(r.eta, r.t) / steps_ref, 1e-9) for r in runs])
+    peaks = [float(np.max(r.eta)) if len(r.eta) else 0.0 for r in runs]
+    sizes = [len(r.t) for r in runs]
+    ones = np.ones(len(y))
+    late = np.concatenate([r.t / steps_ref for r in runs]) if overfit else None
+    peak_cols = {p: np.repeat([peak ** p for peak in peaks], sizes) for p in PEAK_POWER}
 
-    def at(alpha: float, shape: tuple, p: float, shape_cols: list[np.ndarray]) -> LawFit:
-        x = np.concatenate([columns(r.eta, r.t, steps_ref, alpha, c, p, overfit) for r, c in zip(runs, shape_cols)])
+    def at(alpha: float, shape: tuple, p: float, shape_col: np.ndarray) -> LawFit:
+        cols = [ones, s1 ** -alpha, shape_col, peak_cols[p]]
+        x = np.stack(cols if late is None else [*cols, late], axis=1)  # ``columns`` of every run, stacked
         coef, sse = nnls(x, y, w)
         return LawFit(law, alpha, shape, p, overfit, coef, sse, steps_ref)
 
-    grid: list[tuple[LawFit, list[np.ndarray]]] = []
+    grid: list[tuple[LawFit, np.ndarray]] = []
     for shape in shapes(law):
-        shape_cols = [shape_column(law, shape, r.eta, r.t) for r in runs]
+        shape_cols = np.concatenate([shape_column(law, shape, r.eta, r.t) for r in runs])
         for p in PEAK_POWER:
             fits = [at(alpha, shape, p, shape_cols) for alpha in ALPHA]
             grid.append((min(fits, key=lambda f: f.sse), shape_cols))

@@ -20,6 +20,7 @@ steps. Every trial records what it trained in its user attrs (``fidelity``, ``ru
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ from lrsearch.search._seeds import promotions
 from lrsearch.search._transfer import sign_of
 from lrsearch.search._transfer import study_model
 from lrsearch.search._transfer import trial_curve
+from lrsearch.search._view import Finished
 
 
 #: Full-run equivalents that ``optimize`` spends when it is given no ``budget``, ``n_trials`` or
@@ -152,6 +154,18 @@ class Budget:
         self.rungs, self.budget, self.use_model = rungs, budget, use_model
         self.trials_left = n_trials  # this call's n_trials: the last one leaves no promotion behind
         self._lock = threading.Lock()
+        self._ranks: dict[int, float] = {}  # a finished run's predicted full-length value, per trial
+        self._ranked_by: tuple[Any, int] | None = None  # the law and full length they came from
+        self._key_of: Any = None  # what ranks the runs now: None (their values) or (law, full length)
+        self._ranked_with: Any = None
+        # the rungs' tables, brought up to date from the trials finished since (``_absorb``)
+        self._finished = Finished()
+        self._runs = [0] * len(rungs.fractions)
+        self._complete: list[tuple[int, optuna.trial.FrozenTrial]] = []
+        self._ranked: list[list[tuple[float, int, optuna.trial.FrozenTrial]]] = [[] for _ in rungs.fractions]
+        self._promoted: set[int] = set()
+        self._looked = Finished()  # what multi_fidelity and step have seen
+        self._any_finished = self._any_run_steps = False
 
     def fresh_fraction(self) -> float:
         return self.rungs.fractions[0]
@@ -161,8 +175,12 @@ class Budget:
         or has not finished a trial yet. An objective that ignores it trains full length."""
         if len(self.rungs.fractions) < 2:
             return False
-        finished = [t for t in trials if t.state.is_finished()]
-        return not finished or any("run_steps" in t.user_attrs for t in finished)
+        start_over, finished, _ = self._looked.new(trials)
+        if start_over:
+            self._any_finished = self._any_run_steps = False
+        self._any_finished = self._any_finished or bool(finished)
+        self._any_run_steps = self._any_run_steps or any("run_steps" in t.user_attrs for t in finished)
+        return not self._any_finished or self._any_run_steps
 
     def endgame(self, left: float) -> bool:
         """Too little budget left to carry a fresh run through every rung to the full length."""
@@ -186,28 +204,46 @@ class Budget:
         """
         fracs = self.rungs.fractions
         trials = study.get_trials(deepcopy=False) if trials is None else trials
-        settled, again = promotions(trials)
+        _, again = promotions(trials)  # promotions stopped by Ctrl-C or a kill, owed another attempt
         key = self._rank_key(study, trials)
+        self._absorb(trials, key)
         endgame = self.endgame(left)
-        by_rung: list[list[optuna.trial.FrozenTrial]] = [[] for _ in fracs]
-        runs = [0] * len(fracs)  # completed and pruned runs: a pruned run ranks below every completed one
-        for t in trials:
-            r = rung_of(t, fracs) if "run_steps" in t.user_attrs else None
-            if r is None or t.state not in (_states.COMPLETE, _states.PRUNED):
-                continue
-            runs[r] += 1
-            if t.state == _states.COMPLETE and t.value is not None and math.isfinite(t.value):
-                by_rung[r].append(t)
         for r in range(len(fracs) - 2, -1, -1):
             if fracs[r + 1] > left + _EPS:
                 continue
-            done = sorted(by_rung[r], key=key)
-            quota = done[: int(runs[r] / self.rungs.reduction + _EPS)]
-            pool = [t for t in done if t.number in again] or [
-                t for t in (done if endgame else quota) if t.number not in settled | again]
-            if pool:
-                return pool[0], r + 1
+            ranked = self._ranked[r]
+            owed = [t for _, number, t in ranked if number in again]
+            if owed:  # a promotion stopped by Ctrl-C or a kill runs again first, whatever its rank now
+                return owed[0], r + 1
+            quota = len(ranked) if endgame else int(self._runs[r] / self.rungs.reduction + _EPS)
+            for _, number, t in ranked[:quota]:  # best first
+                if number not in self._promoted:
+                    return t, r + 1
         return None
+
+    def _absorb(self, trials: Sequence[optuna.trial.FrozenTrial], key: Any) -> None:
+        """Bring the rungs' tables up to ``trials``, looking only at what is new (``Finished``):
+        each rung's completed and pruned runs counted (a pruned run ranks below every completed
+        one), its completed runs ranked by ``key`` (ties in trial order), the runs promoted."""
+        start_over, finished, added = self._finished.new(trials)
+        if start_over:
+            self._runs, self._complete, self._promoted = [0] * len(self.rungs.fractions), [], set()
+            self._ranked = [[] for _ in self.rungs.fractions]
+        self._promoted.update(t.user_attrs["promoted_from"] for t in added if "promoted_from" in t.user_attrs)
+        if self._key_of != self._ranked_with:  # a refitted law (or its first fit) ranks anew
+            self._ranked_with = self._key_of
+            self._ranked = [sorted((key(t), t.number, t) for rung, t in self._complete if rung == r)
+                            for r in range(len(self.rungs.fractions))]
+        for t in finished:
+            if t.state not in (_states.COMPLETE, _states.PRUNED) or "run_steps" not in t.user_attrs:
+                continue
+            r = rung_of(t, self.rungs.fractions)
+            if r is None:
+                continue
+            self._runs[r] += 1
+            if t.state == _states.COMPLETE and t.value is not None and math.isfinite(t.value):
+                self._complete.append((r, t))
+                bisect.insort(self._ranked[r], (key(t), t.number, t))
 
     def _rank_key(self, study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial]) -> Any:
         """Rank a rung's runs by their loss-law prediction at the full length once the study's
@@ -215,13 +251,18 @@ class Budget:
         model = study_model(study, trials) if self.use_model else None
         full = full_steps_of(study, trials)
         plain = _better(study)
-        if model is None or full is None:
+        self._key_of = None if model is None or full is None else (model, full)
+        if self._key_of is None:
             return plain
         sign = sign_of(study)
+        if self._ranked_by is None or self._ranked_by[0] is not model or self._ranked_by[1] != full:
+            self._ranks, self._ranked_by = {}, (model, full)  # a refitted law predicts anew
 
-        def key(t: optuna.trial.FrozenTrial) -> float:
-            curve = trial_curve(t, sign)
-            return plain(t) if curve is None else model.predict(curve.schedule, full).value
+        def key(t: optuna.trial.FrozenTrial) -> float:  # finished runs do not change: once per law
+            if t.number not in self._ranks:
+                curve = trial_curve(t, sign)
+                self._ranks[t.number] = plain(t) if curve is None else model.predict(curve.schedule, full).value
+            return self._ranks[t.number]
 
         return key
 
@@ -236,7 +277,9 @@ class Budget:
                 if picked is not None:
                     self._enqueue(study, *picked)
                     return False
-            if any(t.state == _states.WAITING for t in trials):
+            if len(self.rungs.fractions) < 2:
+                self._looked.new(trials)
+            if any(t.state == _states.WAITING for t in self._looked.still_open(trials)):
                 return False
             if multi and self.endgame(left) and any(t.state == _states.COMPLETE for t in trials):
                 return True  # nothing left to promote, and a fresh run could not reach the full length

@@ -63,6 +63,9 @@ from lrsearch.search.storage import HEARTBEAT_INTERVAL
 from lrsearch.search.storage import is_sqlite
 from lrsearch.search.storage import resolve_storage
 from lrsearch.search.storage import single_process
+from lrsearch.search.storage import is_stale
+from lrsearch.search._view import Finished
+from lrsearch.search._view import StudyView
 
 
 def default_sampler(seed: int) -> optuna.samplers.BaseSampler:
@@ -284,7 +287,7 @@ def _run(s: Settings) -> SearchResult:
     if keeper.step(study):  # a resumed study: promotions still owed; a spent budget runs nothing
         return SearchResult(study, space)
     with Interrupt() as interrupt, Progress(keeper.budget, s.n_trials, s.show_progress_bar) as progress:
-        every = [lambda study, _: recover(study), keeper, interrupt, progress, *s.callbacks]
+        every = [_bookkeeping(keeper, progress), interrupt, *s.callbacks]
         try:
             if s.population is not None:  # trials trained together (lrsearch.search._population)
                 optimize_population(study, s, keeper, every)
@@ -297,3 +300,21 @@ def _run(s: Settings) -> SearchResult:
     if not interrupt.hit:
         recorder.finished(result)
     return result
+
+
+def _bookkeeping(keeper: Budget, progress: Progress) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """The callback after each trial: recovery, the keeper's promotion and stop, the progress bar,
+    on one read of the study (``StudyView``), read again only when recovery changed a trial."""
+
+    looked = Finished()
+
+    def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        view = StudyView(study)
+        looked.new(view.trials)
+        stale = any(is_stale(t) for t in looked.still_open(view.trials))
+        if recover(view, view.trials) or stale:  # type: ignore[arg-type]
+            view.refresh()
+        keeper(view, trial)  # type: ignore[arg-type]
+        progress(view, trial)  # type: ignore[arg-type]
+
+    return after

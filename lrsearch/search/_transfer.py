@@ -26,6 +26,7 @@ from lrsearch.lossmodel import Prediction
 from lrsearch.lossmodel import predictable
 from lrsearch.schedules import Schedule
 from lrsearch.search._lengths import trial_fraction
+from lrsearch.search._view import Finished
 
 
 MIN_CURVES = 8  # completed runs before the search fits a model
@@ -73,24 +74,39 @@ def study_curves(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial]
     return [c for c in curves if c is not None]
 
 
+#: The study's law is refitted when its completed runs have grown by this factor since the last
+#: fit (8, 16, 32, ...): a fit costs about as much as the runs it reads, so its cost per trial
+#: stays flat as the study grows (studies/bench_overhead.py).
+REFIT_GROWTH = 2.0
+#: A fit reads at most this many curves, evenly spaced in trial order, so that one fit's cost (about
+#: linear in its curves) is bounded however large the study grows.
+MAX_FIT_CURVES = 256
+
+
 class StudyModel:
     """A study's loss model, refitted as trials finish (each time the completed runs have grown by
-    a fifth, at least by 2): cheap to ask on every report. Thread-safe."""
+    ``REFIT_GROWTH``): cheap to ask on every report. Thread-safe."""
 
     def __init__(self, laws: Sequence[str] = ("area",)) -> None:
         self.laws = tuple(laws)
         self._model: LossModel | None = None
         self._at = 0
         self._lock = threading.Lock()
+        self._looked, self._complete = Finished(), 0
 
     def get(self, study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None) -> LossModel | None:
         trials = study.get_trials(deepcopy=False) if trials is None else trials
-        complete = sum(t.state == _states.COMPLETE for t in trials)
         with self._lock:
+            start_over, finished, _ = self._looked.new(trials)  # counted as they finish, not every call
+            self._complete = (0 if start_over else self._complete) + sum(t.state == _states.COMPLETE for t in finished)
+            complete = self._complete
             if complete < MIN_CURVES:
                 return self._model
-            if self._model is None or complete >= max(self._at + 2, 1.2 * self._at):
+            if self._model is None or complete >= REFIT_GROWTH * self._at:
                 curves = study_curves(study, trials)
+                if len(curves) > MAX_FIT_CURVES:
+                    picks = {round(i * (len(curves) - 1) / (MAX_FIT_CURVES - 1)) for i in range(MAX_FIT_CURVES)}
+                    curves = [c for i, c in enumerate(curves) if i in picks]
                 try:
                     self._model = LossModel(laws=self.laws, overfit=False).fit(curves)
                 except ValueError:

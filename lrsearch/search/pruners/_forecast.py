@@ -24,7 +24,9 @@ forecast is the law's instead (``lrsearch.search._transfer.forecast``); the peer
 
 from __future__ import annotations
 
+import bisect
 import math
+import threading
 
 import numpy as np
 import optuna
@@ -32,11 +34,12 @@ import optuna
 from lrsearch._checks import check_float
 from lrsearch._checks import check_int
 from lrsearch.schedules import Schedule
-from lrsearch.search._lengths import same_length
+from lrsearch.search._lengths import trial_fraction
 from lrsearch.search.pruners._plateau import _NOMINAL_STEPS
 from lrsearch.search._transfer import forecast as law_forecast
 from lrsearch.search._transfer import sign_of
 from lrsearch.search._transfer import study_model
+from lrsearch.search._view import Finished
 
 
 def anneal_left(spec: object, done: float) -> float | None:
@@ -88,12 +91,46 @@ class ForecastPruner(optuna.pruners.BasePruner):
             raise ValueError(f"min_fraction must be in [0, 1] but got {min_fraction!r}.")
         self.reasons: dict[int, str] = {}
         self._anneal: dict[tuple[str, int, float], float | None] = {}  # specs are fixed once set
+        self._index: dict[tuple[int, str], tuple[Finished, dict]] = {}  # per study: its peers, as they completed
+        self._lock = threading.Lock()
 
     def _anneal_left(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, done: float) -> float | None:
         key = (study.study_name, trial.number, done)
         if key not in self._anneal:
             self._anneal[key] = anneal_left(trial.user_attrs.get("schedule"), done)
         return self._anneal[key]
+
+    def _peers(self, study: optuna.study.Study, trials: list[optuna.trial.FrozenTrial], sign: float,
+               trial: optuna.trial.FrozenTrial, n_evals: int, step: int) -> tuple[list, list, list]:
+        """The completed peers of ``trial`` at evaluation ``step`` (same ``n_evals``, same run
+        length), in trial order: their anneal left there, their drop from there to their final
+        value, and that final value. Each peer is indexed once, as it completes (``Finished``),
+        by its ``n_evals`` and run fraction, so a report does not rescan the study."""
+        with self._lock:
+            looked, groups = self._index.setdefault((id(study._storage), study.study_name), (Finished(), {}))
+            start_over, finished, _ = looked.new(trials)
+            if start_over:
+                groups.clear()
+            for peer in finished:
+                n = peer.user_attrs.get("n_evals")
+                if (peer.state != optuna.trial.TrialState.COMPLETE or not isinstance(n, int) or peer.value is None
+                        or not math.isfinite(peer.value)):
+                    continue
+                group = groups.setdefault((n, trial_fraction(peer)), {})
+                for k, v in peer.intermediate_values.items():
+                    x = self._anneal_left(study, peer, (k + 1) / n) if math.isfinite(v) else None
+                    if x is not None:
+                        cols = group.setdefault(k, ([], [], [], []))
+                        at = bisect.bisect(cols[0], peer.number)
+                        for col, item in zip(cols, (peer.number, x, sign * (peer.value - v), sign * peer.value)):
+                            col.insert(at, item)
+            mine = trial_fraction(trial)
+            parts = [g[step] for (n, f), g in groups.items()
+                     if n == n_evals and step in g and abs(f - mine) <= 0.02 * max(f, mine)]  # same_length
+        if len(parts) == 1:
+            return list(parts[0][1]), list(parts[0][2]), list(parts[0][3])
+        merged = sorted(item for part in parts for item in zip(*part))  # in trial order, as one list
+        return [m[1] for m in merged], [m[2] for m in merged], [m[3] for m in merged]
 
     def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
         values = trial.intermediate_values
@@ -112,19 +149,9 @@ class ForecastPruner(optuna.pruners.BasePruner):
         if mine is None:
             return False
         sign = sign_of(study)
-        xs, drops, finals = [], [], []
         # the trial list Optuna cached when this trial started, as its own pruners read it
         cached = study._get_trials(deepcopy=False, use_cache=True)
-        for peer in (t for t in cached if t.state == optuna.trial.TrialState.COMPLETE):
-            v = peer.intermediate_values.get(step)
-            if (v is None or peer.value is None or not math.isfinite(v) or not math.isfinite(peer.value)
-                    or peer.user_attrs.get("n_evals") != n_evals or not same_length(peer, trial)):
-                continue
-            x = self._anneal_left(study, peer, done)
-            if x is not None:
-                xs.append(x)
-                drops.append(sign * (peer.value - v))
-                finals.append(sign * peer.value)
+        xs, drops, finals = self._peers(study, cached, sign, trial, n_evals, step)
         if len(xs) < self.n_startup_trials or mine > max(xs) + 0.05:
             return False
         x, y = np.array(xs), np.array(drops)

@@ -38,8 +38,10 @@ def report(
     shared = getattr(trial, "shared", None)
     if callable(shared):  # a lrsearch.DistributedTrial: every rank decides on rank 0's value
         value = shared(value)
-    if n_evals is not None and "n_evals" not in trial.user_attrs:
-        trial.set_user_attr("n_evals", check_int("n_evals", n_evals, low=1))
+    known = trial.user_attrs.get("n_evals")  # one read: each is a deep copy of the trial's attrs
+    if n_evals is not None and known is None:
+        known = check_int("n_evals", n_evals, low=1)
+        trial.set_user_attr("n_evals", known)
     if not math.isfinite(value):
         reason = f"non-finite metric {value} at step {step}"
         trial.set_user_attr("prune_reason", reason)
@@ -47,7 +49,7 @@ def report(
     trial.report(value, step)
     if scheduler is not None and getattr(scheduler, "accepts_metric", False):
         scheduler.step(value)
-    n_evals = trial.user_attrs.get("n_evals")
+    n_evals = known
     if isinstance(n_evals, int) and step >= n_evals - 1:
         return  # the run has finished: a trial is never pruned at its last evaluation
     if trial.should_prune():
