@@ -31,8 +31,10 @@ import optuna
 
 from lrsearch._checks import check_float
 from lrsearch._checks import check_int
+from lrsearch.search._lengths import _EPS
 from lrsearch.search._lengths import _better
 from lrsearch.search._lengths import full_steps_of
+from lrsearch.search._lengths import rung_of
 from lrsearch.search._lengths import spent
 from lrsearch.search._lengths import trial_fraction
 from lrsearch.search._seeds import promotions
@@ -54,7 +56,6 @@ SEED_SHARE = 0.1
 #: constant (0.13) and wsd (0.08) less: a per-family rule is the next refinement.
 LR_SHIFT = 0.16
 
-_EPS = 1e-9
 _states = optuna.trial.TrialState
 
 
@@ -299,15 +300,3 @@ class Budget:
         scale = source.user_attrs.get("lr_scale", 1.0) * (fracs[rung] / trial_fraction(source)) ** -self.rungs.lr_shift
         attrs = {"fidelity": fracs[rung], "rung": rung, "promoted_from": source.number, "lr_scale": scale}
         study.enqueue_trial(dict(source.params), user_attrs=attrs)
-
-
-def rung_of(trial: optuna.trial.FrozenTrial, fractions: Sequence[float]) -> int | None:
-    """Index of the rung whose fraction ``trial`` trained (``None`` when it matches none)."""
-    fraction, given = trial_fraction(trial), trial.user_attrs.get("fidelity")
-    for i, f in enumerate(fractions):
-        if abs(fraction - f) <= max(0.02 * f, 1.0 / max(1, trial.user_attrs.get("full_steps", 1))):
-            return i
-    for i, f in enumerate(fractions):  # run_length(epochs=...) rounds to whole epochs: 3 of 10 at 1/3
-        if isinstance(given, (int, float)) and abs(given - f) <= _EPS and abs(fraction - f) <= 0.5 * f:
-            return i
-    return None

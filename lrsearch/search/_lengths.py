@@ -1,5 +1,5 @@
 """What a trial trained, read from its user attrs: its fraction of the full run, what it cost in
-full-run equivalents, and what the study has spent. Every trial records ``fidelity``, ``run_steps``,
+full-run equivalents, which rung it ran at, and what the study has spent. Every trial records ``fidelity``, ``run_steps``,
 ``full_steps`` and ``n_evals``, so these counts are rebuilt from the storage and survive restarts.
 """
 
@@ -12,6 +12,7 @@ import optuna
 
 
 _states = optuna.trial.TrialState
+_EPS = 1e-9
 
 
 def trial_fraction(trial: optuna.trial.FrozenTrial) -> float:
@@ -77,3 +78,15 @@ def spent(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None
 def _better(study: optuna.Study) -> Any:
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     return (lambda t: -t.value) if maximize else (lambda t: t.value)  # type: ignore[operator]
+
+
+def rung_of(trial: optuna.trial.FrozenTrial, fractions: Sequence[float]) -> int | None:
+    """Index of the rung whose fraction ``trial`` trained (``None`` when it matches none)."""
+    fraction, given = trial_fraction(trial), trial.user_attrs.get("fidelity")
+    for i, f in enumerate(fractions):
+        if abs(fraction - f) <= max(0.02 * f, 1.0 / max(1, trial.user_attrs.get("full_steps", 1))):
+            return i
+    for i, f in enumerate(fractions):  # run_length(epochs=...) rounds to whole epochs: 3 of 10 at 1/3
+        if isinstance(given, (int, float)) and abs(given - f) <= _EPS and abs(fraction - f) <= 0.5 * f:
+            return i
+    return None
