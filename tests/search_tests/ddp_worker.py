@@ -1,6 +1,7 @@
 """One rank of the DDP tests (``test_distributed.py``): a range test and a small search, gloo on CPU.
 
-``python ddp_worker.py RANK WORLD PORT OUT`` runs rank ``RANK`` of ``WORLD`` and pickles what it
+``python ddp_worker.py RANK WORLD STORE OUT`` runs rank ``RANK`` of ``WORLD`` (meeting the others at the
+file ``STORE``: no port to race for, no store server that leaves with rank 0) and pickles what it
 saw to ``OUT/rank<RANK>.pkl``; ``run(None, ...)`` is the one-process reference on the same global
 batches (each rank trains on its half of every batch; DDP averages the gradients).
 """
@@ -136,11 +137,11 @@ def calls(rank: int) -> dict[str, str]:
     return out
 
 
-def run(rank: int | None, world: int, port: int, out: str) -> None:
+def run(rank: int | None, world: int, store: str, out: str) -> None:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if rank is not None:
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+        dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     found = range_test(rank, world)
     # each rank names its own storage: the test checks that a rank > 0 never created its file
     result, seen = search(rank, world, os.path.join(out, f"rank{rank}.db"))
@@ -152,8 +153,9 @@ def run(rank: int | None, world: int, port: int, out: str) -> None:
     with open(os.path.join(out, f"rank{rank}.pkl"), "wb") as f:
         pickle.dump(found, f)
     if rank is not None:
+        dist.barrier()  # leave together: a rank tearing gloo down while the other still talks aborts it
         dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    run(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    run(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])

@@ -38,11 +38,11 @@ def free_port() -> int:
 def runs(tmp_path_factory) -> dict[Any, dict[str, Any]]:
     out = tmp_path_factory.mktemp("ddp")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    port = str(free_port())
-    procs = [subprocess.Popen([sys.executable, str(WORKER), str(rank), "2", port, str(out)], env=env,
+    store = str(tmp_path_factory.mktemp("ddp_store") / "rendezvous")  # a file: no port to race for
+    procs = [subprocess.Popen([sys.executable, str(WORKER), str(rank), "2", store, str(out)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for rank in (0, 1)]
     try:
-        ddp_worker.run(None, 1, 0, str(out))  # the one-process reference, while the ranks run
+        ddp_worker.run(None, 1, "", str(out))  # the one-process reference, while the ranks run
     finally:
         codes = finish(procs)
     assert [code for code, _ in codes] == [0, 0], codes
