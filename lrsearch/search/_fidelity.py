@@ -165,6 +165,7 @@ class Budget:
         self._complete: list[tuple[int, optuna.trial.FrozenTrial]] = []
         self._ranked: list[list[tuple[float, int, optuna.trial.FrozenTrial]]] = [[] for _ in rungs.fractions]
         self._promoted: set[int] = set()
+        self._attempt_failed = False  # a promotion attempt ended FAIL (Ctrl-C, a kill): look for owed ones
         self._looked = Finished()  # what multi_fidelity and step have seen
         self._any_finished = self._any_run_steps = False
 
@@ -205,9 +206,9 @@ class Budget:
         """
         fracs = self.rungs.fractions
         trials = study.get_trials(deepcopy=False) if trials is None else trials
-        _, again = promotions(trials)  # promotions stopped by Ctrl-C or a kill, owed another attempt
         key = self._rank_key(study, trials)
         self._absorb(trials, key)
+        again = self._owed(trials)
         endgame = self.endgame(left)
         for r in range(len(fracs) - 2, -1, -1):
             if fracs[r + 1] > left + _EPS:
@@ -222,6 +223,16 @@ class Budget:
                     return t, r + 1
         return None
 
+    def _owed(self, trials: Sequence[optuna.trial.FrozenTrial]) -> set[int]:
+        """The promotions stopped by Ctrl-C or a kill and owed another attempt (``_seeds.promotions``).
+        The study is scanned for them only after a promotion attempt ended FAIL, until none is owed:
+        a search that was never interrupted pays nothing for it after each trial."""
+        if not self._attempt_failed:
+            return set()
+        again = promotions(trials)[1]
+        self._attempt_failed = bool(again)
+        return again
+
     def _absorb(self, trials: Sequence[optuna.trial.FrozenTrial], key: Any) -> None:
         """Bring the rungs' tables up to ``trials``, looking only at what is new (``Finished``):
         each rung's completed and pruned runs counted (a pruned run ranks below every completed
@@ -230,6 +241,8 @@ class Budget:
         if start_over:
             self._runs, self._complete, self._promoted = [0] * len(self.rungs.fractions), [], set()
             self._ranked = [[] for _ in self.rungs.fractions]
+        self._attempt_failed = self._attempt_failed or start_over or any(
+            t.state == _states.FAIL and "promoted_from" in t.user_attrs for t in finished)
         self._promoted.update(t.user_attrs["promoted_from"] for t in added if "promoted_from" in t.user_attrs)
         if self._key_of != self._ranked_with:  # a refitted law (or its first fit) ranks anew
             self._ranked_with = self._key_of

@@ -1,6 +1,7 @@
-"""What a trial trained, read from its user attrs: its fraction of the full run, what it cost in
-full-run equivalents, which rung it ran at, and what the study has spent. Every trial records ``fidelity``, ``run_steps``,
-``full_steps`` and ``n_evals``, so these counts are rebuilt from the storage and survive restarts.
+"""What a trial trained, read from its user attrs: its fraction of the full run, which rung it ran
+at, what it cost in full-run equivalents, and what the study has spent. Every trial records
+``fidelity``, ``run_steps``, ``full_steps`` and ``n_evals``, so these counts are rebuilt from the
+storage and survive restarts.
 """
 
 from __future__ import annotations

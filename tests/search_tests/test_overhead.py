@@ -183,3 +183,31 @@ def test_a_report_does_not_walk_the_study(monkeypatch) -> None:
     decisions = [pruner.prune(study, running) for _ in range(10)]
     assert decisions == [True] * 10  # far worse than its 40 peers' finals
     assert _Walked.walks == 0  # its peers were indexed once, by position, not rescanned per report
+
+
+def test_owed_promotions_are_looked_for_only_after_a_promotion_attempt_failed(monkeypatch) -> None:
+    from lrsearch.search import _fidelity
+
+    scans = []
+    real = _fidelity.promotions
+    monkeypatch.setattr(_fidelity, "promotions", lambda trials: scans.append(len(trials)) or real(trials))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    keeper = Budget(Rungs((1 / 3, 1)), budget=None, n_trials=None, use_model=False)
+    for value in (3.0, 2.0, 1.0):  # three short runs: the best (trial 2) is promoted, nothing fails
+        trial = study.ask()
+        for key, attr in (("fidelity", 1 / 3), ("full_steps", 90), ("run_steps", 30)):
+            trial.set_user_attr(key, attr)
+        study.tell(trial, value)
+        keeper.step(study)
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs["promoted_from"] for t in waiting] == [2] and scans == []
+    attempt = study.ask()  # the promotion's attempt starts ...
+    assert attempt.number == waiting[0].number
+    study.tell(attempt, state=optuna.trial.TrialState.FAIL)  # ... and is stopped (Ctrl-C)
+    keeper.step(study)
+    assert len(scans) == 1  # now the study is looked at for owed promotions, and the promotion made again
+    again = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs["promoted_from"] for t in again] == [2]
+    keeper.step(study)  # its new attempt waits: nothing owed, and the next look is free again
+    keeper.step(study)
+    assert len(scans) == 2
