@@ -98,6 +98,7 @@ def lr_find(
     smooth_f: float = 0.05,
     diverge_th: float = 5.0,
     accumulation_steps: int = 1,
+    clip_grad_norm: float | None = None,
     amp: str | None = None,
     grad_scaler: Any = None,
     device: str | torch.device | None = None,
@@ -139,6 +140,9 @@ def lr_find(
         diverge_th: Stop when the smoothed loss exceeds this multiple of its best, > 1.
         accumulation_steps: Micro-batches per optimizer step; each loss is divided by it, and a
             point's loss is the mean over its micro-batches.
+        clip_grad_norm: Clip the gradient norm to this before each step, as the training it stands
+            for does (``Task(clip_grad_norm=...)``): clipping lets a run take LRs an unclipped test
+            diverges at, so a test without it places the range too low.
         amp: ``None``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 adds a GradScaler). Steps the
             scaler skips are counted in ``skipped_steps`` and are not points.
         grad_scaler: Your ``torch.amp.GradScaler``, if you have one; its state is restored.
@@ -170,6 +174,8 @@ def lr_find(
     if diverge_th <= 1:
         raise ValueError(f"diverge_th must be > 1 but got {diverge_th!r}.")
     accumulation_steps = check_int("accumulation_steps", accumulation_steps, low=1)
+    if clip_grad_norm is not None and not check_float("clip_grad_norm", clip_grad_norm) > 0:
+        raise ValueError(f"clip_grad_norm must be > 0 or None but got {clip_grad_norm!r}.")
     amp_dtype = _AMP[check_choice("amp", amp, tuple(_AMP))]
     synced = across_ranks(model, distributed)
     if probe_batches is not None:
@@ -228,6 +234,10 @@ def lr_find(
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
                 step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
             was_skipped = None
+            if clip_grad_norm is not None:
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip_grad_norm)
             if scaler is not None:
                 # the scaler lowers its scale exactly when it skips a step (a disabled one has none)
                 before = None if scaler._scale is None else scaler._scale.clone()
@@ -276,7 +286,7 @@ def lr_find(
         np.asarray(curve.lrs), np.asarray(curve.losses), np.asarray(curve.smoothed), np.asarray(curve.train),
         {"start_lr": start_lr, "end_lr": end_lr, "num_iter": num_iter, "step_mode": step_mode,
          "smooth_f": smooth_f, "diverge_th": diverge_th, "accumulation_steps": accumulation_steps,
-         "amp": amp, "mode": mode},
+         "clip_grad_norm": clip_grad_norm, "amp": amp, "mode": mode},
         stop, iterations, skipped,
     )
     if synced:

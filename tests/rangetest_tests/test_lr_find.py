@@ -284,6 +284,8 @@ def test_result_plots_and_warns_about_a_short_range() -> None:
         ({"smooth_f": 0.0}, "smooth_f must be in (0, 1] but got 0.0"),
         ({"diverge_th": 1.0}, "diverge_th must be > 1 but got 1.0"),
         ({"accumulation_steps": 0}, "accumulation_steps must be >= 1 but got 0"),
+        ({"clip_grad_norm": 0.0}, "clip_grad_norm must be > 0 or None but got 0.0"),
+        ({"clip_grad_norm": "1"}, "clip_grad_norm must be"),
         ({"amp": "fp8"}, "amp must be one of None, 'fp16', 'bf16' but got 'fp8'"),
         ({"snapshot": "gpu"}, "snapshot must be one of 'cpu', 'disk' but got 'gpu'"),
         ({"device": "meta"}, "device must be the model's device (cpu) but got meta"),
@@ -337,3 +339,27 @@ def test_the_progress_bar_is_drawn_only_on_a_terminal_unless_asked(capsys, monke
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)  # a terminal: drawn by default
     _find(model, opt, num_iter=20, verbose=None)
     assert "lr_find" in capsys.readouterr().err
+
+
+def test_clipping_as_training_does_moves_the_range_up_and_restores_the_model() -> None:
+    """SGD on a model trained with gradient clipping: a test that clips the same way reaches LRs an
+    unclipped one diverges at, so its range sits higher; the model comes back as it was."""
+    x, y = _data(512)
+    batches = TensorBatches(x, y * 10.0 - 5.0, batch_size=64, seed=0)  # large targets: large gradients
+
+    def run(clip):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        before = copy.deepcopy(model.state_dict())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RangeTestWarning)
+            r = lr_find(model, opt, lambda out, t: F.mse_loss(out.squeeze(1), t), batches, start_lr=1e-5,
+                        end_lr=100.0, num_iter=80, verbose=False, clip_grad_norm=clip)
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+        return r
+
+    free, clipped = run(None), run(0.25)
+    assert clipped.config["clip_grad_norm"] == 0.25 and free.config["clip_grad_norm"] is None
+    assert clipped.lrs[-1] > 3 * free.lrs[-1]  # it diverged later (or not at all)
+    assert clipped.search_range()[1] > free.search_range()[1]
