@@ -8,6 +8,13 @@ from lrsearch.search._fidelity import Rungs
 from lrsearch.search._fidelity import run_length
 from lrsearch.search._optim_space import OptimizerSpace
 from lrsearch.search._optimize import optimize
+from lrsearch.search._prior import STARTUP_TRIALS
+from lrsearch.search._prior import TAIL_ABOVE
+from lrsearch.search._prior import TAIL_BELOW
+from lrsearch.search._prior import LRPrior
+from lrsearch.search._prior import PriorSampler
+from lrsearch.search._prior import default_sampler
+from lrsearch.search._prior import widened
 from lrsearch.search._recorder import Recorder
 from lrsearch.search._result import SearchResult
 from lrsearch.search._lengths import trial_fraction
@@ -21,6 +28,7 @@ from lrsearch.search.pruners import evaluation_steps
 from lrsearch.search.pruners import report
 
 
-__all__ = ["DEFAULT_BUDGET", "DistributedTrial", "ForecastPruner", "OptimizerSpace", "PlateauPruner", "Recorder",
-           "Rungs", "SearchResult", "SearchSpace", "evaluation_steps", "optimize", "optimize_distributed", "report",
-           "run_length", "suggest_optimizer", "suggest_schedule"]
+__all__ = ["DEFAULT_BUDGET", "DistributedTrial", "ForecastPruner", "LRPrior", "OptimizerSpace", "PlateauPruner",
+           "PriorSampler", "Recorder", "Rungs", "STARTUP_TRIALS", "SearchResult", "SearchSpace", "TAIL_ABOVE",
+           "TAIL_BELOW", "default_sampler", "evaluation_steps", "optimize", "optimize_distributed", "report",
+           "run_length", "suggest_optimizer", "suggest_schedule", "widened"]

@@ -57,6 +57,7 @@ from lrsearch.search._seeds import enqueue_seeds
 from lrsearch.search._seeds import seeded
 from lrsearch.search._settings import Settings
 from lrsearch.search._session import Interrupt
+from lrsearch.search._prior import default_sampler
 from lrsearch.search._session import Progress
 from lrsearch.search._session import QuietOptuna
 from lrsearch.search.storage import HEARTBEAT_INTERVAL
@@ -66,13 +67,6 @@ from lrsearch.search.storage import single_process
 from lrsearch.search.storage import is_stale
 from lrsearch.search._view import Finished
 from lrsearch.search._view import StudyView
-
-
-def default_sampler(seed: int) -> optuna.samplers.BaseSampler:
-    """TPE, multivariate and grouped (it decomposes the space per family), seeded."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed)
 
 
 def task_objective(task: Task, seed: int = 0) -> Callable[[optuna.trial.Trial], float]:
@@ -230,9 +224,12 @@ def optimize(
 
 def _run(s: Settings) -> SearchResult:
     task, space, rungs, budget, seed_from, recorder = s.task, s.space, s.rungs, s.budget, s.seed_from, s.recorder
-    study = optuna.create_study(storage=s.storage, sampler=s.sampler or default_sampler(s.seed),
-                                pruner=s.pruner or ForecastPruner(), study_name=s.study_name,
-                                direction=s.direction, load_if_exists=True)
+    study = optuna.create_study(storage=s.storage, sampler=s.sampler, pruner=s.pruner or ForecastPruner(),
+                                study_name=s.study_name, direction=s.direction, load_if_exists=True)
+    if seed_from is None:  # a worker joining a seeded study searches its range, around its prior
+        space = space.resumed(study.user_attrs.get("search_space"))
+    if s.sampler is None:
+        study.sampler = default_sampler(s.seed, space.prior)
     if study.direction.name.lower() != s.direction:
         raise ValueError(f"direction must match the stored study's ({study.direction.name.lower()}) "
                          f"but got {s.direction!r}.")

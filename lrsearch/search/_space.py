@@ -31,6 +31,9 @@ from lrsearch.schedules import Schedule
 from lrsearch.schedules import SortedFractions
 from lrsearch.schedules import get_family
 from lrsearch.search._optim_space import OptimizerSpace
+from lrsearch.search._prior import LRPrior
+from lrsearch.search._prior import sweep_of
+from lrsearch.search._prior import widened
 from lrsearch.optim import OptimizerSpec
 
 
@@ -70,11 +73,13 @@ class SearchSpace:
     Args:
         families: Family names to choose from; ``None`` means every family with search ranges
             (all but ``piecewise``) except the opt-in ones (``OPT_IN``: ``tanh``), searched when named.
-        lr: ``(low, high)`` for the peak LR (sampled on a log scale), or a ``RangeTestResult``
-            whose ``search_range()`` is used; ``None`` (default): ``DEFAULT_LR``, replaced by the
-            range test's ``search_range()`` when ``optimize`` is given ``seed_from``. A range given
-            here is never replaced: with ``seed_from`` too, the search keeps it and places the
-            range test's seeds inside it.
+        lr: ``(low, high)`` for the peak LR (sampled on a log scale), or a ``RangeTestResult``:
+            then its ``search_range()`` is a prior, not a wall (``lrsearch.search._prior``): the
+            range searched reaches ``TAIL_BELOW`` / ``TAIL_ABOVE`` decades past it and the first
+            sampled trials draw their LR around it. ``None`` (default): ``DEFAULT_LR``, or that
+            when ``optimize`` is given ``seed_from``. A range given here is never replaced: with
+            ``seed_from`` too, its bounds stay the walls and the range test only centres the prior
+            and places the seeds inside them.
         warmup: Search a warmup (none or a shape, its length and start) for families without a
             rise of their own.
         mode: ``"min"`` or ``"max"``: the direction of the metric, given to the plateau family.
@@ -108,9 +113,13 @@ class SearchSpace:
         self.families = tuple(names)
         self.range_test = lr if isinstance(lr, RangeTestResult) else None
         self.lr_given = lr is not None  # an explicit range: a seed_from never replaces it
-        lr = DEFAULT_LR if lr is None else lr
-        low, high = lr.search_range() if isinstance(lr, RangeTestResult) else check_range("lr", lr, alternative=" or a RangeTestResult")
-        self.lr = (low, high)
+        #: The belief the sampler's first trials draw the LR from (a range test's core), or None.
+        self.prior: LRPrior | None = None
+        if isinstance(lr, RangeTestResult):
+            core = lr.search_range()
+            self.lr, self.prior = widened(core, sweep_of(lr)), LRPrior.around(*core)
+        else:
+            self.lr = check_range("lr", DEFAULT_LR if lr is None else lr, alternative=" or a RangeTestResult")
         self.warmup = check_bool("warmup", warmup)
         self.mode = check_choice("mode", mode, ("min", "max"))
         self.tail = _tail_kinds(tail)
@@ -123,20 +132,46 @@ class SearchSpace:
         return self.replace(lr=lr)
 
     def seeded_by(self, found: RangeTestResult) -> SearchSpace:
-        """The space ``optimize(seed_from=found)`` searches: the range test's range unless this
-        space's range was given explicitly, which is kept (the seeds then sit inside it)."""
-        return self if self.lr_given else self.with_lr(found)
+        """The space ``optimize(seed_from=found)`` searches: the range test's widened range and
+        prior, unless this space's range was given explicitly: its bounds are kept and the range
+        test's prior is centred inside them (the seeds sit inside them too)."""
+        if not self.lr_given:
+            return self.with_lr(found)
+        out = self.replace()
+        out.prior = LRPrior.around(*found.search_range()).within(*self.lr)
+        return out
+
+    def with_prior(self, prior: LRPrior | None) -> SearchSpace:
+        """The same space drawing its startup LRs from ``prior``."""
+        out = self.replace()
+        out.prior = prior
+        return out
+
+    def resumed(self, stored: Any) -> SearchSpace:
+        """This space, or, when its range was not given, the range and prior a study stored
+        (``describe()``, by the run that seeded it): what a worker without ``seed_from`` searches."""
+        if self.lr_given or not isinstance(stored, dict) or "prior" not in stored:
+            return self
+        try:
+            lr = check_range("lr", tuple(stored["lr"]))
+        except (TypeError, ValueError):
+            return self
+        return self.replace(lr=lr).with_prior(LRPrior.from_dict(stored["prior"]))
 
     def replace(self, **changes: Any) -> SearchSpace:
-        """A copy with some of the constructor's arguments changed."""
+        """A copy with some of the constructor's arguments changed (the prior kept unless ``lr`` is)."""
         lr = None if not self.lr_given else self.lr if self.range_test is None else self.range_test
         given = {"families": self.families, "lr": lr,
                  "warmup": self.warmup, "mode": self.mode, "tail": self.tail or False, "optimizer": self.optimizer}
-        return SearchSpace(**{**given, **changes})
+        out = SearchSpace(**{**given, **changes})
+        if "lr" not in changes:
+            out.prior = self.prior
+        return out
 
     def describe(self) -> dict[str, Any]:
         """Plain data for study user attrs."""
         out = {"families": list(self.families), "lr": list(self.lr), "warmup": self.warmup, "mode": self.mode}
+        out = {**out, "prior": self.prior.describe()} if self.prior is not None else out
         out = {**out, "tail": list(self.tail)} if self.tail else out
         return {**out, "optimizer": self.optimizer.describe()} if self.optimizer is not None else out
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 import lrsearch
 from lrsearch import Schedule
+from lrsearch.search import widened
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -52,7 +53,8 @@ def test_end_to_end_study_on_sqlite(tmp_path, monkeypatch, range_test) -> None:
     seeds = [t for t in study.trials if "seed" in t.user_attrs]
     assert len(seeds) == len(families) == study.user_attrs["seeds_enqueued"]
     assert {t.params["family"] for t in seeds} == set(families)
-    low, high = range_test.search_range()
+    low, high = study.user_attrs["search_space"]["lr"]  # the range test's range and its tails
+    assert (low, high) == widened(range_test.search_range(), (1e-7, 10.0))
     assert all(low <= t.params["lr"] <= high for t in study.trials if "lr" in t.params)
     # every trial's schedule rebuilds from its user attrs
     for t in study.trials:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import optuna
 import pytest
 
@@ -11,6 +12,11 @@ from lrsearch import Schedule
 from lrsearch import SearchSpace
 from lrsearch import suggest_schedule
 from lrsearch.schedules import FAMILIES
+from lrsearch.search import LRPrior
+from lrsearch.search import PriorSampler
+from lrsearch.search import TAIL_ABOVE
+from lrsearch.search import TAIL_BELOW
+from lrsearch.search import widened
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -68,7 +74,9 @@ def test_lr_range_from_a_range_test_and_clamped_seeds() -> None:
     result = RangeTestResult.from_arrays([1e-4, 1e-3, 1e-2, 1e-1, 1.0] * 1, [2.0, 1.5, 1.0, 0.9, 5.0],
                                          start_lr=1e-4, end_lr=1.0, num_iter=5)
     space = SearchSpace(lr=result)
-    assert space.lr == result.search_range() and space.range_test is result
+    low, high = result.search_range()  # the core, widened by the tails within the sweep (1e-4 .. 1)
+    assert space.lr == pytest.approx((max(low / 10**TAIL_BELOW, 1e-4), min(high * 10**TAIL_ABOVE, 1.0)))
+    assert space.range_test is result and space.prior == LRPrior.around(low, high)
     assert space.seed_params("cosine", 100.0)["lr"] == space.lr[1]
 
 
@@ -156,17 +164,64 @@ def _found() -> RangeTestResult:
 
 def test_an_explicit_lr_range_is_never_replaced_by_a_range_test(tmp_path) -> None:
     found = _found()
-    assert SearchSpace().seeded_by(found).lr == found.search_range()  # the default range gives way
+    wide = widened(found.search_range(), (1e-7, 10.0))
+    assert SearchSpace().seeded_by(found).lr == wide  # the default range gives way
     assert SearchSpace(lr=(1e-4, 1e-1)).seeded_by(found).lr == (1e-4, 1e-1)  # an explicit one does not
     assert SearchSpace(lr=(1e-4, 1e-1)).replace(mode="max").seeded_by(found).lr == (1e-4, 1e-1)
-    assert SearchSpace().replace(mode="max").seeded_by(found).lr == found.search_range()
+    assert SearchSpace().replace(mode="max").seeded_by(found).lr == wide
+    # combined: the explicit walls stay, the range test centres the prior inside them
+    kept = SearchSpace(lr=(1e-4, 1e-1)).seeded_by(found)
+    assert kept.prior is not None and 1e-4 <= kept.prior.centre <= 1e-1
+    assert kept.replace(mode="max").prior == kept.prior and SearchSpace(lr=(1e-4, 1e-1)).prior is None
 
     def objective(trial: optuna.trial.Trial) -> float:
         return suggest_schedule(trial).lr
 
-    for lr, expected in [((1e-4, 1e-1), (1e-4, 1e-1)), (None, found.search_range())]:
+    for lr, expected in [((1e-4, 1e-1), (1e-4, 1e-1)), (None, wide)]:
         result = lrsearch.optimize(objective, n_trials=3, seed_from=found, space=SearchSpace(lr=lr),
                                    storage=f"sqlite:///{tmp_path}/s{lr is None}.db", artifacts=None, rungs=None)
         assert tuple(result.study.user_attrs["search_space"]["lr"]) == pytest.approx(expected)
         lrs = [t.params["lr"] for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         assert lrs and all(expected[0] <= lr <= expected[1] for lr in lrs), lrs  # seeds inside
+
+
+def test_the_prior_draws_startup_lrs_around_the_core_and_tpe_takes_over() -> None:
+    """The startup trials' LRs follow the prior (most inside the core, some in the tails, none
+    outside the walls); after ``n_startup_trials`` the base sampler decides alone."""
+    prior = LRPrior.around(1e-3, 1e-1)  # centre 1e-2, sigma 1 decade
+    assert prior.centre == pytest.approx(1e-2) and prior.sigma == pytest.approx(1.0)
+    sampler = PriorSampler(optuna.samplers.RandomSampler(seed=1), prior, n_startup_trials=200, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("lr", 1e-6, 1.0, log=True) + t.suggest_float("x", 0, 1), n_trials=200)
+    logs = np.log10([t.params["lr"] for t in study.trials])
+    inside = np.mean((logs >= -3) & (logs <= -1))
+    assert 0.6 <= inside <= 0.78 and logs.min() < -3 and logs.max() > -1  # ~68% within one sigma
+    assert abs(np.median(logs) + 2) < 0.25
+    xs = [t.params["x"] for t in study.trials]
+    assert 0.3 < np.mean(xs) < 0.7  # other parameters are the base sampler's
+    # past the startup the base sampler decides: uniform in log over [1e-6, 1], median near 1e-3
+    late = optuna.create_study(sampler=PriorSampler(optuna.samplers.RandomSampler(seed=1), prior,
+                                                    n_startup_trials=0, seed=0))
+    late.optimize(lambda t: t.suggest_float("lr", 1e-6, 1.0, log=True), n_trials=200)
+    assert abs(np.median(np.log10([t.params["lr"] for t in late.trials])) + 3) < 0.5
+    # truncated to the walls even when the centre sits outside them
+    rng = np.random.RandomState(0)
+    draws = [LRPrior(10.0, 0.5).draw(rng, 1e-4, 1e-2) for _ in range(100)]
+    assert all(1e-4 <= d <= 1e-2 for d in draws)
+
+
+def test_a_worker_without_the_range_test_searches_the_stored_range_and_prior(tmp_path) -> None:
+    found = _found()
+    storage = f"sqlite:///{tmp_path}/w.db"
+    lrsearch.optimize(lambda t: suggest_schedule(t).lr, n_trials=0, seed_from=found, storage=storage,
+                      study_name="w", artifacts=None, rungs=None)
+    stored = optuna.load_study(study_name="w", storage=storage).user_attrs["search_space"]
+    assert tuple(stored["lr"]) == widened(found.search_range(), (1e-7, 10.0)) and "prior" in stored
+    space = SearchSpace().resumed(stored)
+    assert space.lr == tuple(stored["lr"]) and space.prior == LRPrior.around(*found.search_range())
+    assert SearchSpace(lr=(1e-3, 1e-2)).resumed(stored).lr == (1e-3, 1e-2)  # an explicit range stays
+    assert SearchSpace().resumed({"lr": [1e-3, 1e-2]}).lr == SearchSpace().lr  # no prior stored: no change
+    result = lrsearch.optimize(lambda t: suggest_schedule(t).lr, n_trials=4, storage=storage, study_name="w",
+                               artifacts=None, rungs=None)
+    assert isinstance(result.study.sampler, PriorSampler) and result.study.sampler.prior == space.prior
+    assert all(stored["lr"][0] <= t.params["lr"] <= stored["lr"][1] for t in result.study.trials if t.params)
