@@ -91,7 +91,9 @@ def load(name: str, **options) -> task_zoo.TaskData:  # noqa: ANN003
 def task_of(data: task_zoo.TaskData, epochs: int, optimizer: str, device: str = "cpu",
             **options) -> lrsearch.Task:
     """``data`` as an ``lrsearch.Task`` of ``epochs`` evaluations with ``tasks.optimizer_for(optimizer)``;
-    ``options`` are more ``Task`` fields (``threads``)."""
+    ``options`` are more ``Task`` fields (``threads``); ``data``'s ``clip_grad_norm`` and ``eval_every``
+    are passed on unless ``options`` names them."""
+    options = {"clip_grad_norm": data.clip_grad_norm, "eval_every": data.eval_every, **options}
     return lrsearch.Task(data.model_fn, (data.x_train, data.y_train), (data.x_val, data.y_val), data.loss_fn,
                          epochs=epochs, batch_size=data.batch_size, device=device,
                          optimizer_fn=functools.partial(task_zoo.optimizer_for, optimizer), **options)

@@ -33,6 +33,8 @@ class TaskData:
     batch_size: int
     epochs: int
     classification: bool = True
+    clip_grad_norm: float | None = None  # lrsearch.Task's, passed on by harness.task_of
+    eval_every: int | None = None  # likewise: evaluate every so many steps instead of once an epoch
 
 
 def _split(x: np.ndarray, y: np.ndarray, fractions=(0.6, 0.2), seed: int = 0):
@@ -243,6 +245,11 @@ TASKS = {
     "diabetes-mlp": diabetes_mlp,
     "char-lm": char_lm,
 }
+
+
+from tasks_heldout import HELDOUT  # noqa: E402  (after TASKS: it imports this module's names)
+
+TASKS.update(HELDOUT)
 
 
 def optimizer_for(name: str, params, lr: float = 1e-3) -> torch.optim.Optimizer:  # noqa: ANN001

@@ -74,3 +74,12 @@ def test_bench_search_quick(capsys) -> None:
     out = capsys.readouterr().out
     for method in bench_search.METHODS:  # every method ran and is in the table
         assert f"| {bench_search.LABEL[method]} |" in out
+
+
+def test_bench_grid_quick(capsys) -> None:
+    import bench_grid
+
+    results = bench_grid.main(["--quick"])  # regression-mlp, 2 LRs, 1 seed: prints, writes nothing
+    best = results["regression-mlp"]["best"]
+    assert best["family"] in ("cosine", "onecycle") and 0 < best["val"] < 1
+    assert "| cosine |" in capsys.readouterr().out
