@@ -112,14 +112,16 @@ def steps_per_run(task: lrsearch.Task) -> int:
     return task.epochs * math.ceil(len(task.train_data[0]) / task.batch_size)
 
 
-def range_test(task: lrsearch.Task, seed: int) -> lrsearch.RangeTestResult:
+def range_test(task: lrsearch.Task, seed: int, clip: bool = True) -> lrsearch.RangeTestResult:
+    """``lr_find`` on a fresh model of ``task`` (100 steps), clipping as the task does unless not ``clip``."""
     torch.manual_seed(seed)
     device = task.resolve_device()
     model = task.model_fn().to(device)
     batches = lrsearch.TensorBatches(*task.train_data, batch_size=task.batch_size, seed=seed, device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", lrsearch.RangeTestWarning)
-        return lrsearch.lr_find(model, task.optimizer_fn(model.parameters()), task.loss_fn, batches, verbose=False)
+        return lrsearch.lr_find(model, task.optimizer_fn(model.parameters()), task.loss_fn, batches, verbose=False,
+                                clip_grad_norm=task.clip_grad_norm if clip else None)
 
 
 @torch.no_grad()

@@ -23,6 +23,8 @@ from optuna.trial import TrialState
 
 from lrsearch.rangetest import RangeTestResult
 from lrsearch.search.storage import is_stale
+from lrsearch.search._prior import sweep_of
+from lrsearch.search._prior import widened
 from lrsearch.search._space import SearchSpace
 
 
@@ -38,8 +40,16 @@ SEED_ORDER = ("cosine", "onecycle", "wsd", "linear", "constant", "multistep", "c
 
 
 def seed_lr(result: RangeTestResult, family: str, low: float, high: float) -> tuple[float, str]:
-    """The seed LR for ``family`` from a range test, and the rule it came from."""
-    mid, steep = result.suggestion("midpoint"), result.suggestion("steep")
+    """The seed LR for ``family`` from a range test, and the rule it came from. A suggestion
+    outside the range test's range and its tails (``_prior.widened``) is not used: on a noisy
+    curve ``steep`` can sit decades below every sane LR (a regression MLP: 6e-7 against a range
+    of 5e-4 .. 0.36), and the seed then came out at 1e-4."""
+    lo, hi = widened(result.search_range(), sweep_of(result))
+
+    def plausible(lr: float | None) -> float | None:
+        return lr if lr is not None and lo <= lr <= hi else None
+
+    mid, steep = plausible(result.suggestion("midpoint")), plausible(result.suggestion("steep"))
     if family in _HOLD and mid:
         return mid, "midpoint"
     if family in _RISE and steep:

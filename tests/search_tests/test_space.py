@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import optuna
 import pytest
@@ -225,3 +227,20 @@ def test_a_worker_without_the_range_test_searches_the_stored_range_and_prior(tmp
                                artifacts=None, rungs=None)
     assert isinstance(result.study.sampler, PriorSampler) and result.study.sampler.prior == space.prior
     assert all(stored["lr"][0] <= t.params["lr"] <= stored["lr"][1] for t in result.study.trials if t.params)
+
+
+def test_a_suggestion_outside_the_range_and_its_tails_does_not_seed(monkeypatch) -> None:
+    """A noisy curve's ``steep`` decades below the range (6e-7 on a regression MLP) seeded one-cycle
+    and the decays there; now they fall back to the rules that remain, inside the range."""
+    from lrsearch.search._seeds import seed_lr
+
+    found = _found()
+    real = RangeTestResult.suggestion
+    low, high = widened(found.search_range(), (1e-4, 1.0))
+    steep = math.sqrt(math.prod(found.search_range()))
+    monkeypatch.setattr(RangeTestResult, "suggestion", lambda self, rule, *a, **k: steep if rule == "steep" else real(self, rule, *a, **k))
+    assert seed_lr(found, "onecycle", low, high) == (steep, "steep")  # a plausible steep is used
+    monkeypatch.setattr(RangeTestResult, "suggestion", lambda self, rule, *a, **k: 6e-7 if rule == "steep" else real(self, rule, *a, **k))
+    for family in ("onecycle", "cosine", "constant"):
+        lr, rule = seed_lr(found, family, low, high)
+        assert "steep" not in rule and low <= lr <= high, (family, lr, rule)
