@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import warnings
 from pathlib import Path
 
@@ -83,3 +84,16 @@ def test_bench_grid_quick(capsys) -> None:
     best = results["regression-mlp"]["best"]
     assert best["family"] in ("cosine", "onecycle") and 0 < best["val"] < 1
     assert "| cosine |" in capsys.readouterr().out
+
+
+def test_bench_anytime_quick(capsys) -> None:
+    import bench_anytime
+
+    out = bench_anytime.main(["--quick", "--tasks", "regression-mlp"])  # 3 methods at budget 2, writes nothing
+    searches = out["searches"]
+    assert {s["method"] for s in searches} == {"lrsearch", "tpe-hyperband", "default"}
+    for s in searches:
+        assert s["spent"] <= s["budget"] + 1e-9 and s["winner"]["kind"] == "schedule"
+        retrained = [out["retrains"][f"regression-mlp|{bench_anytime._key(s['winner'])}|{seed}"] for seed in (0, 1)]
+        assert all(math.isfinite(v) for v in retrained)
+    assert "B=2" in capsys.readouterr().out
