@@ -29,6 +29,6 @@ dist: $(VENV)/.installed
 peers:
 	[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
 	$(VENV)/bin/python -c "import torch" 2>/dev/null || $(VENV)/bin/python -m pip install -q torch==2.13.0
-	$(VENV)/bin/python -m pip install -q -e '.[studies,peers]' -c studies/constraints.txt
+	$(VENV)/bin/python -m pip install -q -e '.[studies,peers]' pytest -c studies/constraints.txt
 	$(VENV)/bin/python -c "import torch, neps, ray; print('peers: torch', torch.__version__, 'ray', ray.__version__)"
 	! $(VENV)/bin/python -m pip list 2>/dev/null | grep -i '^nvidia'
