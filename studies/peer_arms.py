@@ -77,14 +77,15 @@ def run_priorband(task: lrsearch.Task, budget: float, seed: int, rt: lrsearch.Ra
     full = task.full_steps()
     prior_lr = min(max(range_lrs(rt)[0], WIDE[0]), WIDE[1])
 
-    class Space(neps.PipelineSpace):
-        family = neps.Categorical(choices=FAMILIES, prior=FAMILIES.index("cosine"), prior_confidence="medium")
-        lr = neps.Float(lower=WIDE[0], upper=WIDE[1], log=True, prior=prior_lr, prior_confidence="medium")
-        steps = neps.IntegerFidelity(lower=max(1, round(full / eta ** 2)), upper=full)
-
+    # the classic space: a PipelineSpace is converted to it with its choices through set(), in an
+    # order that changes with PYTHONHASHSEED, and so would the families drawn from one seed
+    space = neps.SearchSpace({
+        "family": neps.HPOCategorical(choices=list(FAMILIES), prior="cosine", prior_confidence="medium"),
+        "lr": neps.HPOFloat(lower=WIDE[0], upper=WIDE[1], log=True, prior=prior_lr, prior_confidence="medium"),
+        "steps": neps.HPOInteger(lower=max(1, round(full / eta ** 2)), upper=full, is_fidelity=True)})
     np.random.seed(seed)  # NePS samples from the global generators
     torch.manual_seed(seed)
-    searcher = neps.AskAndTell(neps.algorithms.priorband(Space(), eta=eta))
+    searcher = neps.AskAndTell(neps.algorithms.priorband(space, eta=eta))
     spent = rt.iterations / full
     trace, evaluations, best, train_s = [(spent, math.inf)], [], math.inf, 0.0
     while True:
