@@ -65,7 +65,7 @@ def member(config: dict, task: lrsearch.Task, bounds: list[int], seed: int) -> N
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:  # resumed: its own, or after an exploit the donor's state
         with checkpoint.as_directory() as folder:
-            state = torch.load(Path(folder) / "state.pt", weights_only=False)
+            state = torch.load(Path(folder) / "state.pt", weights_only=True)  # data only: tensors, numbers, lists
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, history = state["step"], state["history"]
@@ -171,7 +171,7 @@ def run_pbt(task: lrsearch.Task, budget: float, seed: int, rt: lrsearch.RangeTes
             key = result.path
             finals[key] = float(result.metrics["val"]) if result.metrics["step"] == full else math.inf
             with result.checkpoint.as_directory() as folder:
-                histories[key] = torch.load(Path(folder) / "state.pt", weights_only=False)["history"]
+                histories[key] = torch.load(Path(folder) / "state.pt", weights_only=True)["history"]
     finally:
         t3 = time.perf_counter()
         ray.shutdown()
