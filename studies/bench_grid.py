@@ -75,6 +75,9 @@ def run_one(job: tuple[str, str, float, int]) -> dict:
     """One full run of (task, family, lr, seed): its final validation loss and test loss (None if
     not finite)."""
     torch.set_num_threads(1)
+    # denormal floats (an LSTM's saturated gates at a high LR) made a CPU run 7x slower; flushing them
+    # left lstm-sgd's cosine at LR 30 bit-identical (validation 2.29017) in 7 s instead of 40-50 s
+    torch.set_flush_denormal(True)
     name, family, lr, seed = job
     epochs, opt = SETUP[name]
     data = harness.load(name)
