@@ -203,7 +203,7 @@ def markdown(results: dict, command: str) -> str:
                   "inside range |", "|---|---|---|---|---|---|---|---|---|"]
         for f, v in r["families"].items():
             edge = f" (edge: {v['edge']})" if v["edge"] else ""
-            lines.append(f"| {f} | {v['lr']:g}{edge} | {v['refined_lr']:.3g} | {_f(v['val'])} | {_f(v['test'])} | "
+            lines.append(f"| {f} | {v['lr']:g}{edge} | {v.get('refined_lr', v['lr']):.3g} | {_f(v['val'])} | {_f(v['test'])} | "
                          f"{_f(v['val'] - b['val'], '+.4f')} | {v['log10_vs_high']:+.2f} | "
                          f"{v['log10_vs_midpoint']:+.2f} | {'yes' if v['inside'] else 'no'} |")
         lrs = sorted({p["lr"] for g in r["grid"].values() for p in g})
