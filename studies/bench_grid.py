@@ -160,7 +160,8 @@ def summarise(name: str, runner: harness.Runner, cells: dict, widened: dict, see
         out["grid"][f] = [{"lr": x, "val": None if not math.isfinite(m) else m} for x, m in zip(lrs, means)]
         mid = info["midpoint"] or math.sqrt(info["low"] * info["high"])
         out["families"][f] = {
-            "lr": lr, "refined_lr": refine(lrs, means, at), "val": means[at], "seeds": vals, "test": _mean(runner, name, f, lr, seeds, "test"),
+            "lr": lr, "refined_lr": refine(lrs, means, at), "val": means[at], "seeds": vals,
+            "test": _mean(runner, name, f, lr, seeds, "test"),
             "log10_vs_high": math.log10(lr / info["high"]), "log10_vs_low": math.log10(lr / info["low"]),
             "log10_vs_midpoint": math.log10(lr / mid), "inside": info["low"] <= lr <= info["high"],
             "edge": "low" if at == 0 else "high" if at == len(lrs) - 1 else None, "widened": widened[f]}
@@ -169,6 +170,13 @@ def summarise(name: str, runner: harness.Runner, cells: dict, widened: dict, see
              if len(v["seeds"]) > 1 and None not in v["seeds"]]
     out["best"] = {"family": best_f, **{k: out["families"][best_f][k] for k in ("lr", "val", "seeds", "test")}}
     out["noise"] = statistics.median(diffs) if diffs else None
+    inside = [(p["val"], f, p["lr"]) for f, g in out["grid"].items() for p in g
+              if info["low"] <= p["lr"] <= info["high"] and p["val"] is not None]
+    if inside:  # the best a search confined to search_range() could find on this grid
+        val, f, lr = min(inside)
+        out["inside_best"] = {"family": f, "lr": lr, "val": val, "regret": val - out["best"]["val"]}
+    sides = [(v["lr"] > info["high"]) - (v["lr"] < info["low"]) for v in out["families"].values()]
+    out["families_below_inside_above"] = [sides.count(-1), sides.count(0), sides.count(1)]
     out["seconds_per_run"] = statistics.median(
         r["seconds"] for r in runner.done.values() if r["task"] == name)
     return out
@@ -187,7 +195,19 @@ def markdown(results: dict, command: str) -> str:
              "over seeds. Noise = median over the families' best points of |seed 0 - seed 1| / 2. "
              "`log10 vs high` = log10(best LR / range high); `vs mid` = log10(best LR / midpoint), both of the "
              "grid point; `refined` = the vertex of a parabola through (log10 LR, mean) at the best point and "
-             "its two neighbours (the ladder resolves the best LR to about +-0.25 decades).", ""]
+             "its two neighbours (the ladder resolves the best LR to about +-0.25 decades).", "",
+             "Summary: `best inside` = the best grid point (any family) whose LR lies inside `search_range()`; "
+             "`regret` = its mean minus the grid best's; `families` = how many families' best LRs lie "
+             "below / inside / above the range.", "",
+             "| task | optimizer | search_range | grid best | best inside | regret | seed noise | families |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        rt, b, ib = r["range_test"], r["best"], r.get("inside_best")
+        inside = f"{ib['family']} {ib['lr']:g}: {ib['val']:.4f}" if ib else "none"
+        lines.append(f"| {name} | {SETUP[name][1]} | {rt['low']:.3g} .. {rt['high']:.3g} | {b['family']} "
+                     f"{b['lr']:g}: {b['val']:.4f} | {inside} | {_f(ib and ib['regret'], '+.4f')} | "
+                     f"{_f(r['noise'])} | {' / '.join(map(str, r.get('families_below_inside_above', [])))} |")
+    lines.append("")
     for name, r in results.items():
         rt, b = r["range_test"], r["best"]
         epochs, opt = SETUP[name]
