@@ -11,13 +11,17 @@ Methods (every one on the same ``lrsearch.Task``: data, model, loss, batching, e
 
   lrsearch          ``lrsearch.optimize(task=..., budget=B, seed_from=lr_find(...))``, defaults (the range
                     test clips as the task does; the range a prior, ``lrsearch.search._prior``).
-  lrsearch-wall     the same as released in 0.1: the range test without clipping, its ``search_range()``
-                    as hard bounds, plain grouped TPE (no prior): what the prior and tails change.
+  lrsearch-wall     the same search with 0.1's range handling: the range test without clipping, its
+                    ``search_range()`` as hard bounds, plain grouped TPE (no prior): what the prior and
+                    the tails change, and nothing else.
   lrsearch-compact  ``lrsearch`` over ``--compact`` families only.
   tpe-hyperband     Optuna ``TPESampler`` + ``HyperbandPruner``, LR log-uniform [1e-6, 1], every family.
   schedulefree      Schedule-Free AdamW, its LR tuned by TPE + MedianPruner (``search_arms``).
   default           cosine + 5% warmup at the range test's ``valley``: one run, no search (same at every B).
-  priorband, pbt    NePS PriorBand and Ray Tune PBT (``peer_arms.py``; need ``make peers``).
+  priorband         NePS PriorBand (``peer_arms.py``; needs ``make peers``): family x log LR, its prior at
+                    the range test's cosine LR (charged the test), Hyperband over run length 1/9..1.
+  pbt               Ray Tune PBT (``peer_pbt.py``; needs ``make peers``): population min(8, B) of one full
+                    run each, LR explored x0.8/x1.2; its winner's LR trajectory as a piecewise schedule.
 
     python studies/bench_anytime.py --tasks lstm-sgd,char-lm --budgets 2,4,8 --seeds 3
     python studies/bench_anytime.py --quick          # 1 task, 1 seed, budget 2, 3 methods; writes nothing
@@ -48,9 +52,11 @@ from harness import OUT  # noqa: E402
 
 METHODS = ("lrsearch", "lrsearch-wall", "lrsearch-compact", "tpe-hyperband", "schedulefree", "default",
            "priorband", "pbt")
-PEERS = ("priorband", "pbt")
 RETRAIN_SEEDS = (0, 1)
 COMPACT = ("cosine", "linear", "wsd", "onecycle")  # --compact
+# bumped when lrsearch's search changes, so cached lrsearch runs of an older search are not reused
+# (2: auto rungs and deferred promotions)
+LRSEARCH_RUNS = 2
 
 
 def setup(name: str) -> tuple[int, str, float | None]:
@@ -75,12 +81,18 @@ def search(name: str, method: str, seed: int, budget: float, compact: tuple[str,
     harness.quiet()
     task = task_for(name)
     t0 = time.perf_counter()
-    if method in PEERS:
+    if method == "priorband":  # its prior at the range test's cosine LR, charged the test's steps
         import peer_arms
 
-        rt = _range_test(task, seed)
-        out = peer_arms.ARMS[method](task, budget, seed, rt)
-        out = {"spent": out["spent"], "winner": {"kind": method, **out["winner"]}, "trials": out.get("trials")}
+        out = peer_arms.run_priorband(task, budget, seed, _range_test(task, seed))
+        out = {"spent": out["spent"], "trials": out["trials"],
+               "winner": {"kind": "schedule", "schedule": out["best"]["schedule"]}}
+    elif method == "pbt":  # from the wide range, as its users start: no range test
+        import peer_pbt
+
+        out = peer_pbt.run_pbt(task, budget, seed)
+        out = {"spent": out["spent"], "trials": out["trials"],
+               "winner": {"kind": "schedule", "schedule": out["best"]["schedule"]}}
     elif method == "schedulefree":
         out = search_arms.run_schedulefree(task, seed, budget)
         out = {"spent": out["spent"], "winner": out["best"], "trials": out["trials"]}
@@ -116,11 +128,7 @@ def retrain(name: str, winner: dict, seed: int) -> dict:
     harness.quiet()
     task = task_for(name)
     t0 = time.perf_counter()
-    if winner["kind"] in PEERS:
-        import peer_arms
-
-        value = peer_arms.retrain(task, winner, seed)
-    elif winner["kind"] == "schedulefree":
+    if winner["kind"] == "schedulefree":
         model = search_arms.train_schedulefree(task, winner["lr"], seed)
         value = harness.evaluate(model, *task.val_data, task.loss_fn, task.batch_size, False)["loss"]
     else:
@@ -243,9 +251,12 @@ def main(argv: list[str] | None = None) -> dict:
                   + (f"{row['task']} {row['method']} B={row['budget']:g} seed {row['seed']}: spent {row['spent']:.2f}"
                      if kind == "search" else f"{row['task']} retrain seed {row['seed']}: {row['val']:.4f}"), flush=True)
 
-    run("search", [j for _, j in jobs])
+    for name in names:  # task by task: each task's table is complete before the next starts
+        mine = [j for _, j in jobs if j[0] == name]
+        run("search", mine)
+        found = [rows[_job_key("search", j)] for j in mine if _job_key("search", j) in rows]
+        run("retrain", [(s["task"], s["winner"], seed) for s in found for seed in RETRAIN_SEEDS])
     searches = [rows[_job_key("search", j)] for _, j in jobs if _job_key("search", j) in rows]
-    run("retrain", [(s["task"], s["winner"], seed) for s in searches for seed in RETRAIN_SEEDS])
     retrains = {f"{r['task']}|{r['winner']}|{r['seed']}": r["val"] for r in rows.values() if "val" in r}
     table, regret = summarise(searches, retrains, names, budgets)
     print(table)
@@ -265,7 +276,9 @@ def main(argv: list[str] | None = None) -> dict:
 def _job_key(kind: str, job: tuple) -> str:
     if kind == "search":
         name, method, seed, budget, compact = job
-        return f"search|{name}|{method}|{seed}|{budget:g}" + (f"|{','.join(compact)}" if method == "lrsearch-compact" else "")
+        version = f"@{LRSEARCH_RUNS}" if method.startswith("lrsearch") else ""
+        return (f"search|{name}|{method}{version}|{seed}|{budget:g}"
+                + (f"|{','.join(compact)}" if method == "lrsearch-compact" else ""))
     name, winner, seed = job
     return f"retrain|{name}|{_key(winner)}|{seed}"
 
