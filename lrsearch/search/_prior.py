@@ -9,7 +9,11 @@ the test's sweep), and keeps the core as a *prior*: the sampler's first, random 
 is half the core's width in decades (two thirds of the draws land in the core, the rest reach
 into the tails), instead of uniformly over the whole range. After them TPE models the widened
 range from what the trials measured, so an incumbent near an edge pulls its proposals past the
-core. ``studies/bench_grid.md`` has where each family's grid-best LR sat against the core.
+core. ``studies/bench_grid.md`` has where each family's grid-best LR sat against the core: over
+7 tasks x 6 families, at 0.46 / 0.68 / 0.85 of the core's width (quartiles; 0 its low end, 1 its
+high), from 0.13 to 1.48 (the LSTM, all 6 families above the core). A prior at 0.69 with sigma 1/3
+of the width fits those better; at a budget of 2 runs it changed no winner on the regression and
+moved the MNIST-1D MLP's by less than its seed noise, so the plain centre stays until more tasks say.
 
 ``PriorSampler`` wraps any sampler and changes only that: the ``lr`` of trials sampled before
 ``STARTUP_TRIALS`` trials finished. Seeds (enqueued at the range test's suggestions) are fixed.
@@ -33,6 +37,10 @@ from optuna.trial import TrialState
 #: Decades the searched LR range reaches below and above a range test's ``search_range()``.
 TAIL_BELOW = 0.5
 TAIL_ABOVE = 1.0
+#: Where the prior sits on a range test's range (0 its low end, 1 its high, in log) and its spread
+#: (a share of the range's width): see the module docstring.
+PRIOR_AT = 0.5
+PRIOR_SIGMA = 0.5
 #: Trials the default sampler draws before TPE models the space (its ``n_startup_trials``).
 STARTUP_TRIALS = 10
 
@@ -46,9 +54,10 @@ class LRPrior:
 
     @classmethod
     def around(cls, low: float, high: float) -> LRPrior:
-        """Centred on ``[low, high]`` (geometric mean), sigma half its width in decades."""
+        """On the range ``[low, high]``: its centre ``PRIOR_AT`` of the way up in log, sigma
+        ``PRIOR_SIGMA`` of its width (in decades)."""
         width = math.log10(high / low)
-        return cls(math.sqrt(low * high), max(width / 2, 0.1))
+        return cls(low * 10 ** (PRIOR_AT * width), max(PRIOR_SIGMA * width, 0.1))
 
     @classmethod
     def from_dict(cls, data: Any) -> LRPrior | None:
