@@ -78,13 +78,17 @@ def run_one(job: tuple[str, str, float, int]) -> dict:
     torch.set_num_threads(1)
     # denormal floats (an LSTM's saturated gates at a high LR) made a CPU run 7x slower; flushing them
     # left lstm-sgd's cosine at LR 30 bit-identical (validation 2.29017) in 7 s instead of 40-50 s
-    torch.set_flush_denormal(True)
+    # (set for this run only: left on, it is process state that breaks float code run after it)
     name, family, lr, seed = job
     epochs, opt = SETUP[name]
     data = harness.load(name)
     task = harness.task_of(data, epochs, opt)
     start = time.perf_counter()
-    result = lrsearch.train(task, schedule(family, lr), seed=seed)
+    torch.set_flush_denormal(True)
+    try:
+        result = lrsearch.train(task, schedule(family, lr), seed=seed)
+    finally:
+        torch.set_flush_denormal(False)
     val = result.final if math.isfinite(result.final) else None
     test = harness.score(result.model, data)["loss"] if val is not None else None
     return {"task": name, "family": family, "lr": lr, "seed": seed, "epochs": epochs, "optimizer": opt,

@@ -84,6 +84,8 @@ def test_bench_grid_quick(capsys) -> None:
     best = results["regression-mlp"]["best"]
     assert best["family"] in ("cosine", "onecycle") and 0 < best["val"] < 1
     assert "| cosine |" in capsys.readouterr().out
+    tiny = 2.2250738585072014e-308  # the smallest normal double: half of it is subnormal, not 0,
+    assert tiny / 2 > 0  # unless flush-to-zero was left on (it broke later tests' float code)
 
 
 def test_bench_anytime_quick(capsys) -> None:
