@@ -55,8 +55,8 @@ METHODS = ("lrsearch", "lrsearch-wall", "lrsearch-compact", "tpe-hyperband", "sc
 RETRAIN_SEEDS = (0, 1)
 COMPACT = ("cosine", "linear", "wsd", "onecycle")  # --compact
 # bumped when lrsearch's search changes, so cached lrsearch runs of an older search are not reused
-# (2: auto rungs and deferred promotions)
-LRSEARCH_RUNS = 2
+# (2: auto rungs and deferred promotions; 3: no seed below the midpoint)
+LRSEARCH_RUNS = 3
 
 
 def setup(name: str) -> tuple[int, str, float | None]:

@@ -244,3 +244,15 @@ def test_a_suggestion_outside_the_range_and_its_tails_does_not_seed(monkeypatch)
     for family in ("onecycle", "cosine", "constant"):
         lr, rule = seed_lr(found, family, low, high)
         assert "steep" not in rule and low <= lr <= high, (family, lr, rule)
+
+
+def test_no_seed_below_the_midpoint(monkeypatch) -> None:
+    from lrsearch.search._seeds import seed_lr
+
+    found = _found()
+    real = RangeTestResult.suggestion
+    mid = real(found, "midpoint")
+    low, high = widened(found.search_range(), (1e-4, 1.0))
+    monkeypatch.setattr(RangeTestResult, "suggestion",
+                        lambda self, rule, *a, **k: mid / 3 if rule == "steep" else real(self, rule, *a, **k))
+    assert all(seed_lr(found, f, low, high)[0] == pytest.approx(mid) for f in ("onecycle", "cosine", "constant"))
