@@ -181,6 +181,31 @@ def summarise(searches: list[dict], retrains: dict[str, float], names: list[str]
     return head + "\n".join(lines) + "\n", {f"{k[0]}|{k[1]}|{k[2]:g}": v for k, v in regret.items()}
 
 
+def containment(names: list[str], seeds: int) -> str:
+    """Per task and search seed: the LR range the search samples (``SearchSpace(lr=range test)``: the
+    range test's ``search_range()`` and its tails) against every family's grid-best peak LR."""
+    import bench_grid
+
+    lines = ["| task | seed | search_range() | searched range | grid-best LRs inside (core / searched) |",
+             "|---|---|---|---|---|"]
+    total = [0, 0, 0]
+    for name in names:
+        try:
+            families = bench_grid.grid(name)["families"]
+        except (FileNotFoundError, KeyError):
+            continue
+        for seed in range(seeds):
+            rt = _range_test(task_for(name), seed)
+            (lo, hi), (wlo, whi) = rt.search_range(), lrsearch.SearchSpace(lr=rt).lr
+            lrs = [f["lr"] for f in families.values()]
+            core = sum(lo <= x <= hi for x in lrs)
+            wide = sum(wlo * (1 - 1e-9) <= x <= whi * (1 + 1e-9) for x in lrs)
+            total = [total[0] + core, total[1] + wide, total[2] + len(lrs)]
+            lines.append(f"| {name} | {seed} | {lo:.3g} .. {hi:.3g} | {wlo:.3g} .. {whi:.3g} | "
+                         f"{core} / {wide} of {len(lrs)} |")
+    return "\n".join(lines) + f"\n\nAll: {total[0]} of {total[2]} inside search_range(), {total[1]} inside the searched range.\n"
+
+
 def plot(regret: dict, names: list[str], budgets: list[float]) -> None:
     import matplotlib
 
@@ -266,6 +291,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{s.get('retrained', math.nan):.4f} {lrsearch.Schedule.from_dict(s['winner']['schedule']).describe()}"
                   if s["winner"]["kind"] == "schedule" else f"{s['method']} {s['winner']}")
     if not args.quick:
+        table += "\n## Where the grid's best LRs sit against the range searched\n\n" + containment(names, seeds)
         harness.write(args.name, f"`{harness.command(__file__, argv)}`\n\n" + table,
                       {"searches": searches, "regret": regret})
         plot(regret, names, budgets)
