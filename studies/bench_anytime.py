@@ -46,6 +46,7 @@ import optuna
 import lrsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import anytime_report  # noqa: E402
 import harness  # noqa: E402
 import search_arms  # noqa: E402
 from harness import OUT  # noqa: E402
@@ -206,28 +207,6 @@ def containment(names: list[str], seeds: int) -> str:
     return "\n".join(lines) + f"\n\nAll: {total[0]} of {total[2]} inside search_range(), {total[1]} inside the searched range.\n"
 
 
-def plot(regret: dict, names: list[str], budgets: list[float]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    for name in names:
-        _, noise = grid_best(name)
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for m in METHODS:
-            pts = [(b, statistics.median(regret[f"{name}|{m}|{b:g}"])) for b in budgets if f"{name}|{m}|{b:g}" in regret]
-            if pts:
-                ax.plot(*zip(*pts), marker="o", label=m, lw=2.5 if m == "lrsearch" else 1.2)
-        ax.axhspan(0, noise, color="grey", alpha=0.2, label="grid seed noise")
-        ax.set(xscale="log", xlabel="budget (full runs)", ylabel="regret vs grid best (val loss)", title=name)
-        ax.set_xticks(budgets, [f"{b:g}" for b in budgets])
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(OUT / f"bench_anytime_{name}.png", dpi=100)
-        plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", default="lstm-sgd,char-lm")
@@ -294,7 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
         table += "\n## Where the grid's best LRs sit against the range searched\n\n" + containment(names, seeds)
         harness.write(args.name, f"`{harness.command(__file__, argv)}`\n\n" + table,
                       {"searches": searches, "regret": regret})
-        plot(regret, names, budgets)
+        anytime_report.plot(regret, names, budgets, grid_best, METHODS)
     print(f"wall {time.perf_counter() - t0:.0f} s")
     return {"searches": searches, "retrains": retrains, "regret": regret}
 
