@@ -25,6 +25,7 @@ def plot(regret: dict, names: list[str], budgets: list[float], grid_best: Callab
         ax.axhspan(0, noise, color="grey", alpha=0.2, label="grid seed noise")
         ax.set(xscale="log", xlabel="budget (full runs)", ylabel="regret vs grid best (val loss)", title=name)
         ax.set_xticks(budgets, [f"{b:g}" for b in budgets])
+        ax.set_xticks([], minor=True)
         ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(OUT / f"bench_anytime_{name}.png", dpi=100)

@@ -55,6 +55,8 @@ METHODS = ("lrsearch", "lrsearch-wall", "lrsearch-compact", "tpe-hyperband", "sc
            "priorband", "pbt")
 RETRAIN_SEEDS = (0, 1)
 COMPACT = ("cosine", "linear", "wsd", "onecycle")  # --compact
+# the peers' and TPE's peak-LR range up to 10 where the grid's best LRs lie above 1 (SGD + clipping: 3-10)
+WIDE_FOR = {"lstm-sgd": (1e-5, 10.0)}
 # bumped when lrsearch's search changes, so cached lrsearch runs of an older search are not reused
 # (2: auto rungs and deferred promotions; 3: no seed below the midpoint)
 LRSEARCH_RUNS = 3
@@ -85,13 +87,13 @@ def search(name: str, method: str, seed: int, budget: float, compact: tuple[str,
     if method == "priorband":  # its prior at the range test's cosine LR, charged the test's steps
         import peer_arms
 
-        out = peer_arms.run_priorband(task, budget, seed, _range_test(task, seed))
+        out = peer_arms.run_priorband(task, budget, seed, _range_test(task, seed), **_wide(name))
         out = {"spent": out["spent"], "trials": out["trials"],
                "winner": {"kind": "schedule", "schedule": out["best"]["schedule"]}}
     elif method == "pbt":  # from the wide range, as its users start: no range test
         import peer_pbt
 
-        out = peer_pbt.run_pbt(task, budget, seed)
+        out = peer_pbt.run_pbt(task, budget, seed, **_wide(name))
         out = {"spent": out["spent"], "trials": out["trials"],
                "winner": {"kind": "schedule", "schedule": out["best"]["schedule"]}}
     elif method == "schedulefree":
@@ -107,7 +109,7 @@ def search(name: str, method: str, seed: int, budget: float, compact: tuple[str,
         kwargs: dict = {"storage": optuna.storages.InMemoryStorage(), "artifacts": None, "seed": seed,
                         "heartbeat_interval": None, "budget": budget, "study_name": f"{name}-{method}-{seed}"}
         if method == "tpe-hyperband":
-            kwargs.update(rungs=None, space=lrsearch.SearchSpace(lr=(1e-6, 1.0)),
+            kwargs.update(rungs=None, space=lrsearch.SearchSpace(lr=(1e-6, _wide(name).get("wide", (0, 1.0))[1])),
                           sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.HyperbandPruner())
         elif method == "lrsearch-wall":
             rt = _range_test(task, seed, clip=False)
@@ -122,6 +124,11 @@ def search(name: str, method: str, seed: int, budget: float, compact: tuple[str,
                "winner": {"kind": "schedule", "schedule": result.best_schedule.to_dict()}}
     return {"task": name, "method": method, "seed": seed, "budget": budget, **out,
             "seconds": time.perf_counter() - t0}
+
+
+def _wide(name: str) -> dict:
+    """The peers' LR range where their default (up to 1) would cut the task's best LRs off."""
+    return {"wide": WIDE_FOR[name]} if name in WIDE_FOR else {}
 
 
 def retrain(name: str, winner: dict, seed: int) -> dict:
@@ -282,6 +289,7 @@ def _job_key(kind: str, job: tuple) -> str:
     if kind == "search":
         name, method, seed, budget, compact = job
         version = f"@{LRSEARCH_RUNS}" if method.startswith("lrsearch") else ""
+        version += f"@wide{WIDE_FOR[name][1]:g}" if name in WIDE_FOR and method in ("priorband", "pbt", "tpe-hyperband") else ""
         return (f"search|{name}|{method}{version}|{seed}|{budget:g}"
                 + (f"|{','.join(compact)}" if method == "lrsearch-compact" else ""))
     name, winner, seed = job

@@ -65,7 +65,7 @@ def finite(value: float) -> float:
 
 
 def run_priorband(task: lrsearch.Task, budget: float, seed: int, rt: lrsearch.RangeTestResult,
-                  eta: int = 3) -> dict:
+                  eta: int = 3, wide: tuple[float, float] = WIDE) -> dict:
     """NePS PriorBand through ``neps.AskAndTell``: family x log peak LR, the prior at cosine and the
     range test's cosine LR (medium confidence), fidelity = the run's length in optimizer steps from
     1/eta^2 of a full run to a full run. An evaluation trains the whole schedule over that many
@@ -75,13 +75,13 @@ def run_priorband(task: lrsearch.Task, budget: float, seed: int, rt: lrsearch.Ra
 
     t0 = time.perf_counter()
     full = task.full_steps()
-    prior_lr = min(max(range_lrs(rt)[0], WIDE[0]), WIDE[1])
+    prior_lr = min(max(range_lrs(rt)[0], wide[0]), wide[1])
 
     # the classic space: a PipelineSpace is converted to it with its choices through set(), in an
     # order that changes with PYTHONHASHSEED, and so would the families drawn from one seed
     space = neps.SearchSpace({
         "family": neps.HPOCategorical(choices=list(FAMILIES), prior="cosine", prior_confidence="medium"),
-        "lr": neps.HPOFloat(lower=WIDE[0], upper=WIDE[1], log=True, prior=prior_lr, prior_confidence="medium"),
+        "lr": neps.HPOFloat(lower=wide[0], upper=wide[1], log=True, prior=prior_lr, prior_confidence="medium"),
         "steps": neps.HPOInteger(lower=max(1, round(full / eta ** 2)), upper=full, is_fidelity=True)})
     np.random.seed(seed)  # NePS samples from the global generators
     torch.manual_seed(seed)

@@ -120,7 +120,7 @@ def piecewise(trajectory: list[tuple[float, float]]) -> lrsearch.Schedule:
 
 
 def run_pbt(task: lrsearch.Task, budget: float, seed: int, rt: lrsearch.RangeTestResult | None = None,
-            cpus: int = 1) -> dict:
+            cpus: int = 1, wide: tuple[float, float] = WIDE) -> dict:
     """PBT within ``budget`` full runs (``rt`` is not used: see the module's docstring)."""
     import random
 
@@ -139,13 +139,13 @@ def run_pbt(task: lrsearch.Task, budget: float, seed: int, rt: lrsearch.RangeTes
 
     random.seed(seed)  # PBT's explore draws from the driver's ``random``
     rng = np.random.default_rng(seed)
-    lrs = [float(v) for v in np.exp(rng.uniform(math.log(WIDE[0]), math.log(WIDE[1]), population))]
+    lrs = [float(v) for v in np.exp(rng.uniform(math.log(wide[0]), math.log(wide[1]), population))]
     storage = tempfile.mkdtemp(prefix="pbt-runs-")
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     t1 = time.perf_counter()
     try:
         pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=1,
-                                      hyperparam_mutations={"lr": tune.loguniform(*WIDE)}, quantile_fraction=0.25,
+                                      hyperparam_mutations={"lr": tune.loguniform(*wide)}, quantile_fraction=0.25,
                                       resample_probability=0.25, perturbation_factors=(1.2, 0.8), synch=True)
         seen: list[dict] = []
 
