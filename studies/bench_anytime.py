@@ -75,10 +75,6 @@ def task_for(name: str) -> lrsearch.Task:
     return harness.task_of(harness.load(name), epochs, opt)
 
 
-def _range_test(task: lrsearch.Task, seed: int, clip: bool = True) -> lrsearch.RangeTestResult:
-    return harness.range_test(task, seed, clip=clip)
-
-
 def search(name: str, method: str, seed: int, budget: float, compact: tuple[str, ...] = COMPACT) -> dict:
     """One search of ``method`` at ``budget``: what it spent and its winner, as data to retrain."""
     harness.quiet()
@@ -87,7 +83,7 @@ def search(name: str, method: str, seed: int, budget: float, compact: tuple[str,
     if method == "priorband":  # its prior at the range test's cosine LR, charged the test's steps
         import peer_arms
 
-        out = peer_arms.run_priorband(task, budget, seed, _range_test(task, seed), **_wide(name))
+        out = peer_arms.run_priorband(task, budget, seed, harness.range_test(task, seed), **_wide(name))
         out = {"spent": out["spent"], "trials": out["trials"],
                "winner": {"kind": "schedule", "schedule": out["best"]["schedule"]}}
     elif method == "pbt":  # from the wide range, as its users start: no range test
@@ -100,7 +96,7 @@ def search(name: str, method: str, seed: int, budget: float, compact: tuple[str,
         out = search_arms.run_schedulefree(task, seed, budget)
         out = {"spent": out["spent"], "winner": out["best"], "trials": out["trials"]}
     elif method == "default":
-        rt = _range_test(task, seed)
+        rt = harness.range_test(task, seed)
         lr = rt.suggestion("valley") or math.sqrt(math.prod(rt.search_range()))
         schedule = lrsearch.Schedule("cosine", lr=lr, warmup={"frac": 0.05})
         out = {"spent": rt.iterations / harness.steps_per_run(task) + 1.0, "trials": 1,
@@ -109,14 +105,14 @@ def search(name: str, method: str, seed: int, budget: float, compact: tuple[str,
         kwargs: dict = {"storage": optuna.storages.InMemoryStorage(), "artifacts": None, "seed": seed,
                         "heartbeat_interval": None, "budget": budget, "study_name": f"{name}-{method}-{seed}"}
         if method == "tpe-hyperband":
-            kwargs.update(rungs=None, space=lrsearch.SearchSpace(lr=(1e-6, _wide(name).get("wide", (0, 1.0))[1])),
+            kwargs.update(rungs=None, space=lrsearch.SearchSpace(lr=(1e-6, WIDE_FOR.get(name, (None, 1.0))[1])),
                           sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.HyperbandPruner())
         elif method == "lrsearch-wall":
-            rt = _range_test(task, seed, clip=False)
+            rt = harness.range_test(task, seed, clip=False)
             kwargs.update(seed_from=rt, space=lrsearch.SearchSpace(lr=rt.search_range()),
                           sampler=optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed))
         else:
-            kwargs["seed_from"] = _range_test(task, seed)
+            kwargs["seed_from"] = harness.range_test(task, seed)
             if method == "lrsearch-compact":
                 kwargs["space"] = lrsearch.SearchSpace(families=compact)
         result = lrsearch.optimize(task=task, **kwargs)
@@ -203,7 +199,7 @@ def containment(names: list[str], seeds: int) -> str:
         except (FileNotFoundError, KeyError):
             continue
         for seed in range(seeds):
-            rt = _range_test(task_for(name), seed)
+            rt = harness.range_test(task_for(name), seed)
             (lo, hi), (wlo, whi) = rt.search_range(), lrsearch.SearchSpace(lr=rt).lr
             lrs = [f["lr"] for f in families.values()]
             core = sum(lo <= x <= hi for x in lrs)

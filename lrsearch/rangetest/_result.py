@@ -160,6 +160,11 @@ class RangeTestResult:
         """Depth of the loss's descent over its step-to-step noise; below 3 the curve is noisy."""
         return signal_to_noise(*self._raw())
 
+    def sweep(self) -> tuple[float, float]:
+        """The LRs the test swept: its ``start_lr`` .. ``end_lr`` (where it stopped is ``lrs[-1]``)."""
+        start = float(self.config.get("start_lr", self.lrs[0] if len(self.lrs) else 1e-7))
+        return start, float(self.config.get("end_lr", self.lrs[-1] if len(self.lrs) else 10.0))
+
     def search_range(self) -> tuple[float, float]:
         """Log-scale bounds ``(low, high)`` for the peak LR of a schedule search.
 
@@ -172,8 +177,7 @@ class RangeTestResult:
         Bounds are clipped to the swept interval; without a usable curve the whole interval is
         returned. README, "Range test benchmark", has the numbers, held-out tasks included.
         """
-        start = float(self.config.get("start_lr", self.lrs[0] if len(self.lrs) else 1e-7))
-        end = float(self.config.get("end_lr", self.lrs[-1] if len(self.lrs) else 10.0))
+        start, end = self.sweep()
         h = self.suggestion("midpoint")
         if h is None:
             return start, end

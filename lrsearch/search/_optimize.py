@@ -16,7 +16,6 @@ start fails and retries the trials whose process died, and re-enqueues the seeds
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any

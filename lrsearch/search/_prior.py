@@ -22,6 +22,7 @@ moved the MNIST-1D MLP's by less than its seed noise, so the plain centre stays 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,13 +87,6 @@ class LRPrior:
         return {"centre": self.centre, "sigma_decades": self.sigma}
 
 
-def sweep_of(result: Any) -> tuple[float, float]:
-    """The LRs a range test swept (its ``start_lr`` .. ``end_lr``)."""
-    lrs = result.lrs
-    start = float(result.config.get("start_lr", lrs[0] if len(lrs) else 1e-7))
-    return start, float(result.config.get("end_lr", lrs[-1] if len(lrs) else 10.0))
-
-
 def widened(core: tuple[float, float], sweep: tuple[float, float]) -> tuple[float, float]:
     """``core`` with its tails (``TAIL_BELOW`` / ``TAIL_ABOVE`` decades), kept within ``sweep``."""
     low, high = core[0] / 10**TAIL_BELOW, core[1] * 10**TAIL_ABOVE
@@ -145,8 +139,6 @@ class PriorSampler(optuna.samplers.BaseSampler):
 def default_sampler(seed: int, prior: LRPrior | None = None) -> optuna.samplers.BaseSampler:
     """TPE, multivariate and grouped (it decomposes the space per family), seeded; with a ``prior``,
     its startup trials draw the peak LR from it (``PriorSampler``)."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         tpe = optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed, n_startup_trials=STARTUP_TRIALS)

@@ -23,7 +23,6 @@ from optuna.trial import TrialState
 
 from lrsearch.rangetest import RangeTestResult
 from lrsearch.search.storage import is_stale
-from lrsearch.search._prior import sweep_of
 from lrsearch.search._prior import widened
 from lrsearch.search._space import SearchSpace
 
@@ -45,7 +44,7 @@ def seed_lr(result: RangeTestResult, family: str, low: float, high: float) -> tu
     curve ``steep`` can sit decades below every sane LR (a regression MLP: 6e-7 against a range
     of 5e-4 .. 0.36), and the seed then came out at 1e-4. Nor is a ``steep`` below ``midpoint``:
     on 7 tasks x 6 families no grid-best LR sat more than 0.14 decade under the midpoint."""
-    lo, hi = widened(result.search_range(), sweep_of(result))
+    lo, hi = widened(result.search_range(), result.sweep())
 
     def plausible(lr: float | None) -> float | None:
         return lr if lr is not None and lo <= lr <= hi else None

@@ -32,7 +32,6 @@ from lrsearch.schedules import SortedFractions
 from lrsearch.schedules import get_family
 from lrsearch.search._optim_space import OptimizerSpace
 from lrsearch.search._prior import LRPrior
-from lrsearch.search._prior import sweep_of
 from lrsearch.search._prior import widened
 from lrsearch.optim import OptimizerSpec
 
@@ -117,7 +116,7 @@ class SearchSpace:
         self.prior: LRPrior | None = None
         if isinstance(lr, RangeTestResult):
             core = lr.search_range()
-            self.lr, self.prior = widened(core, sweep_of(lr)), LRPrior.around(*core)
+            self.lr, self.prior = widened(core, lr.sweep()), LRPrior.around(*core)
         else:
             self.lr = check_range("lr", DEFAULT_LR if lr is None else lr, alternative=" or a RangeTestResult")
         self.warmup = check_bool("warmup", warmup)
@@ -137,9 +136,7 @@ class SearchSpace:
         test's prior is centred inside them (the seeds sit inside them too)."""
         if not self.lr_given:
             return self.with_lr(found)
-        out = self.replace()
-        out.prior = LRPrior.around(*found.search_range()).within(*self.lr)
-        return out
+        return self.with_prior(LRPrior.around(*found.search_range()).within(*self.lr))
 
     def with_prior(self, prior: LRPrior | None) -> SearchSpace:
         """The same space drawing its startup LRs from ``prior``."""
