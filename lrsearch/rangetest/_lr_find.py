@@ -45,6 +45,7 @@ class RangeTestWarning(UserWarning):
 
 
 _AMP = {None: None, "fp16": torch.float16, "bf16": torch.bfloat16}
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)  # the largest LR an optimizer step can take
 
 
 class _Curve:
@@ -133,7 +134,7 @@ def lr_find(
         val_loader: Record a held-out loss instead of the training loss (Leslie Smith's mode):
             the whole loader after every step, or only its first ``probe_batches`` batches (a
             cheap, fixed probe kept on the device).
-        start_lr, end_lr: The swept multiplier's ends, ``0 < start_lr < end_lr``.
+        start_lr, end_lr: The swept multiplier's ends, ``0 < start_lr < end_lr <= 3.4e38``.
         num_iter: Optimizer steps, >= 2 (fewer if the loss diverges).
         step_mode: ``"exp"`` (log-spaced, default) or ``"linear"``.
         smooth_f: EMA weight of the newest loss, in (0, 1]; 1 means no smoothing.
@@ -165,6 +166,8 @@ def lr_find(
     start_lr, end_lr = check_float("start_lr", start_lr), check_float("end_lr", end_lr)
     if not 0 < start_lr < end_lr:
         raise ValueError(f"start_lr and end_lr must satisfy 0 < start_lr < end_lr but got {start_lr!r}, {end_lr!r}.")
+    if end_lr > _FLOAT32_MAX:  # an optimizer step turns the LR into a float32 scalar: past this it overflows
+        raise ValueError(f"end_lr must be at most {_FLOAT32_MAX:.4g} (float32's largest) but got {end_lr!r}.")
     num_iter = check_int("num_iter", num_iter, low=2)
     check_choice("step_mode", step_mode, ("exp", "linear"))
     smooth_f = check_float("smooth_f", smooth_f)

@@ -279,6 +279,7 @@ def test_result_plots_and_warns_about_a_short_range() -> None:
         ({"start_lr": 1.0, "end_lr": 0.1}, "start_lr and end_lr must satisfy 0 < start_lr < end_lr but got 1.0, 0.1"),
         ({"start_lr": 0.0}, "0 < start_lr < end_lr"),
         ({"end_lr": float("inf")}, "end_lr must be finite"),
+        ({"step_mode": "linear", "end_lr": 1.7e40}, "end_lr must be at most 3.403e+38 (float32's largest) but got 1.7e+40"),
         ({"num_iter": 1}, "num_iter must be >= 2 but got 1"),
         ({"step_mode": "log"}, "step_mode must be one of 'exp', 'linear' but got 'log'"),
         ({"smooth_f": 0.0}, "smooth_f must be in (0, 1] but got 0.0"),
