@@ -15,6 +15,8 @@ Methods (every one on the same ``lrsearch.Task``: data, model, loss, batching, e
                     ``search_range()`` as hard bounds, plain grouped TPE (no prior): what the prior and
                     the tails change, and nothing else.
   lrsearch-compact  ``lrsearch`` over ``--compact`` families only.
+  lrsearch-sf       ``lrsearch`` over ``--compact`` families and ``schedule_free`` (the task's optimizer in
+                    its Schedule-Free form, ``lrsearch.optim.schedule_free``): Schedule-Free as an arm.
   tpe-hyperband     Optuna ``TPESampler`` + ``HyperbandPruner``, LR log-uniform [1e-6, 1], every family.
   schedulefree      Schedule-Free AdamW, its LR tuned by TPE + MedianPruner (``search_arms``).
   default           cosine + 5% warmup at the range test's ``valley``: one run, no search (same at every B).
@@ -51,8 +53,8 @@ import harness  # noqa: E402
 import search_arms  # noqa: E402
 from harness import OUT  # noqa: E402
 
-METHODS = ("lrsearch", "lrsearch-wall", "lrsearch-compact", "tpe-hyperband", "schedulefree", "default",
-           "priorband", "pbt")
+METHODS = ("lrsearch", "lrsearch-wall", "lrsearch-compact", "lrsearch-sf", "tpe-hyperband", "schedulefree",
+           "default", "priorband", "pbt")
 RETRAIN_SEEDS = (0, 1)
 COMPACT = ("cosine", "linear", "wsd", "onecycle")  # --compact
 # the peers' and TPE's peak-LR range up to 10 where the grid's best LRs lie above 1 (SGD + clipping: 3-10)
@@ -113,8 +115,9 @@ def search(name: str, method: str, seed: int, budget: float, compact: tuple[str,
                           sampler=optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed))
         else:
             kwargs["seed_from"] = harness.range_test(task, seed)
-            if method == "lrsearch-compact":
-                kwargs["space"] = lrsearch.SearchSpace(families=compact)
+            if method in ("lrsearch-compact", "lrsearch-sf"):
+                sf = ("schedule_free",) if method == "lrsearch-sf" else ()
+                kwargs["space"] = lrsearch.SearchSpace(families=compact + sf)
         result = lrsearch.optimize(task=task, **kwargs)
         out = {"spent": float(result.spent), "trials": len(result.study.trials),
                "winner": {"kind": "schedule", "schedule": result.best_schedule.to_dict()}}
@@ -287,7 +290,7 @@ def _job_key(kind: str, job: tuple) -> str:
         version = f"@{LRSEARCH_RUNS}" if method.startswith("lrsearch") else ""
         version += f"@wide{WIDE_FOR[name][1]:g}" if name in WIDE_FOR and method in ("priorband", "pbt", "tpe-hyperband") else ""
         return (f"search|{name}|{method}{version}|{seed}|{budget:g}"
-                + (f"|{','.join(compact)}" if method == "lrsearch-compact" else ""))
+                + (f"|{','.join(compact)}" if method in ("lrsearch-compact", "lrsearch-sf") else ""))
     name, winner, seed = job
     return f"retrain|{name}|{_key(winner)}|{seed}"
 

@@ -97,6 +97,8 @@ def schedule_reason(schedules: Sequence[Schedule]) -> str | None:
             return f"schedules[{i}] has an averaging tail (SWA/EMA of the weights), which is not batched"
         if s.groups:
             return f"schedules[{i}] gives param groups their own schedules, which is not batched"
+        if s.spec_family.schedule_free:
+            return f"schedules[{i}] is {s.family} (a Schedule-Free optimizer), which is not batched"
     return None
 
 

@@ -1,5 +1,5 @@
-"""Decays from the peak: constant, linear, cosine, poly, exponential, tanh, inverse_sqrt, and the
-hold-then-decay families wsd and flat_cos (monotone, but for a cosine with ``cycles > 0.5``).
+"""Decays from the peak: constant (and schedule_free, constant under a Schedule-Free optimizer), linear,
+cosine, poly, exponential, tanh, inverse_sqrt, and the hold-then-decay families wsd and flat_cos (monotone, but for a cosine with ``cycles > 0.5``).
 
 Progress is ``u = t / total`` (torch's ``CosineAnnealingLR(T_max=total)`` and ``PolynomialLR``
 convention, also HF's and timm's), so the last step sits at ``u = (total - 1) / total`` and a
@@ -106,6 +106,8 @@ def _flat_cos(t: np.ndarray, total: int, p: P) -> np.ndarray:
 
 
 register(Family("constant", "hold the peak LR", {}, flat))
+register(Family("schedule_free", "hold the peak LR under a Schedule-Free optimizer (its average decays)", {}, flat,
+                schedule_free=True))
 register(Family("linear", "linear decay to min_ratio (D2Z when 0)", {"min_ratio": MIN_RATIO}, _linear))
 register(
     Family(

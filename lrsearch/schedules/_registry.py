@@ -35,6 +35,8 @@ class Family:
         rises: The family has a rise of its own (one-cycle, cyclic), so it takes no warmup.
         decays_late: The family holds a high LR and decays late (wsd, flat_cos, step, ...); a pruner
             that compares trials at equal steps must not judge it before its decay.
+        schedule_free: The family holds its LR and trains with the optimizer's Schedule-Free form
+            (``lrsearch.optim.schedule_free``), whose weight average stands in for the decay.
         check: Optional cross-parameter rule, raising ``ValueError``.
         describe: Optional short text of the params for ``Schedule.describe`` (default: the
             params that differ from their defaults).
@@ -47,6 +49,7 @@ class Family:
     momentum: Callable[[np.ndarray, int, Mapping[str, Any]], np.ndarray | None] | None = None
     rises: bool = False
     decays_late: bool = False
+    schedule_free: bool = False
     check: Callable[[Mapping[str, Any]], None] | None = None
     describe: Callable[[Mapping[str, Any]], str] | None = None
     defaults: Mapping[str, Any] = field(init=False)

@@ -51,9 +51,10 @@ TAIL_ANNEAL = FloatRange(0.005, 0.2, log=True)
 _current: contextvars.ContextVar[SearchSpace | None] = contextvars.ContextVar("lrsearch_space", default=None)
 
 
-# Peers' schedules added for parity (timm's tanh): searchable when named, but not in the default space
+# Searchable when named, but not in the default space: peers' schedules added for parity (timm's tanh),
+# and Schedule-Free training (it swaps the optimizer, so it needs the Task loop or the user's own),
 # until a benchmark shows they earn a place there (the default space is what the benchmarks measured).
-OPT_IN = ("tanh",)
+OPT_IN = ("tanh", "schedule_free")
 #: The peak-LR range a space searches when given neither a range nor a range test.
 DEFAULT_LR = (1e-5, 1.0)
 
@@ -71,7 +72,7 @@ class SearchSpace:
 
     Args:
         families: Family names to choose from; ``None`` means every family with search ranges
-            (all but ``piecewise``) except the opt-in ones (``OPT_IN``: ``tanh``), searched when named.
+            (all but ``piecewise``) except the opt-in ones (``OPT_IN``: ``tanh``, ``schedule_free``), searched when named.
         lr: ``(low, high)`` for the peak LR (sampled on a log scale), or a ``RangeTestResult``:
             then its ``search_range()`` is a prior, not a wall (``lrsearch.search._prior``): the
             range searched reaches ``TAIL_BELOW`` / ``TAIL_ABOVE`` decades past it and the first

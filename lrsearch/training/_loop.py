@@ -26,6 +26,8 @@ from lrsearch.training._data import length_of
 from lrsearch.training._data import to_device
 from lrsearch.training._threads import training_threads
 from lrsearch.optim import OptimizerSpec
+from lrsearch.optim import ScheduleFree
+from lrsearch.optim import schedule_free
 from lrsearch.training._data import unpack
 from lrsearch.schedules import Schedule
 
@@ -91,9 +93,9 @@ def new_run(task: Task, device: torch.device, seed: int, schedule: Schedule,
         raise ValueError(f"optimizer must be a lrsearch.optim.OptimizerSpec or None but got {type(spec).__name__}.")
     torch.manual_seed(seed)
     model = task.model_fn().to(device)
-    if spec is None:
-        return model, task.optimizer_fn(model.parameters())
-    return model, spec.build(model, lr=schedule.lr, groups=task.groups)
+    optimizer = task.optimizer_fn(model.parameters()) if spec is None else spec.build(
+        model, lr=schedule.lr, groups=task.groups)
+    return model, schedule_free(optimizer) if schedule.spec_family.schedule_free else optimizer
 
 
 def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callable[[int, float], None] | None,
@@ -143,7 +145,9 @@ def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callab
             steps += 1
             while len(values) < len(evals) and steps == evals[len(values)]:
                 judged = model if averager is None else averager.model()
+                _mode(optimizer, train=False)  # a Schedule-Free run is judged at its average
                 value = float(eval_mean(judged, val_batches, task.metric or task.loss_fn, device, autocast=autocast))
+                _mode(optimizer, train=steps < total)
                 values.append(value)
                 if scheduler.accepts_metric and math.isfinite(value):
                     scheduler.step(value)  # the plateau family's LR reduction
@@ -154,4 +158,11 @@ def _train(task: Task, schedule: Schedule, device: torch.device, on_eval: Callab
         if steps < total and (n is None or steps == before):  # a stream is read once; a pass must step
             raise ValueError(f"train_data must yield batches for the run's {total} optimizer steps "
                              f"(Task.steps, accumulation_steps={acc}) but ran out after {steps}.")
+    _mode(optimizer, train=False)  # the weights a Schedule-Free run returns are its average
     return TrainResult(values, steps, str(device), model if averager is None else averager.model())
+
+
+def _mode(optimizer: torch.optim.Optimizer, train: bool) -> None:
+    """Switch a Schedule-Free optimizer's parameters between ``y`` (train) and the average (eval)."""
+    if isinstance(optimizer, ScheduleFree):
+        optimizer.train() if train else optimizer.eval()
