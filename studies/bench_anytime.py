@@ -10,12 +10,13 @@ losses minus the best 2-seed mean of the task's committed full-length grid
 Methods (every one on the same ``lrsearch.Task``: data, model, loss, batching, evaluations):
 
   lrsearch          ``lrsearch.optimize(task=..., budget=B, seed_from=lr_find(...))``, defaults (the range
-                    test clips as the task does; the range a prior, ``lrsearch.search._prior``).
-  lrsearch-wall     the same search with 0.1's range handling: the range test without clipping, its
+                    test clips as the task does; the range a prior, ``lrsearch.search._prior``; the 4
+                    families of ``DEFAULT_FAMILIES``).
+  lrsearch-all      ``lrsearch`` over every family (``SearchSpace("all")``, 14: 0.2's default space).
+  lrsearch-wall     ``lrsearch-all`` with 0.1's range handling: the range test without clipping, its
                     ``search_range()`` as hard bounds, plain grouped TPE (no prior): what the prior and
                     the tails change, and nothing else.
-  lrsearch-compact  ``lrsearch`` over ``--compact`` families only.
-  lrsearch-sf       ``lrsearch`` over ``--compact`` families and ``schedule_free`` (the task's optimizer in
+  lrsearch-sf       ``lrsearch`` over the default families and ``schedule_free`` (the task's optimizer in
                     its Schedule-Free form, ``lrsearch.optim.schedule_free``): Schedule-Free as an arm.
   tpe-hyperband     Optuna ``TPESampler`` + ``HyperbandPruner``, LR log-uniform [1e-6, 1], every family.
   schedulefree      Schedule-Free AdamW, its LR tuned by TPE + MedianPruner (``search_arms``).
@@ -53,15 +54,15 @@ import harness  # noqa: E402
 import search_arms  # noqa: E402
 from harness import OUT  # noqa: E402
 
-METHODS = ("lrsearch", "lrsearch-wall", "lrsearch-compact", "lrsearch-sf", "tpe-hyperband", "schedulefree",
+METHODS = ("lrsearch", "lrsearch-all", "lrsearch-wall", "lrsearch-sf", "tpe-hyperband", "schedulefree",
            "default", "priorband", "pbt")
 RETRAIN_SEEDS = (0, 1)
-COMPACT = ("cosine", "linear", "wsd", "onecycle")  # --compact
 # the peers' and TPE's peak-LR range up to 10 where the grid's best LRs lie above 1 (SGD + clipping: 3-10)
 WIDE_FOR = {"lstm-sgd": (1e-5, 10.0)}
 # bumped when lrsearch's search changes, so cached lrsearch runs of an older search are not reused
-# (2: auto rungs and deferred promotions; 3: no seed below the midpoint)
-LRSEARCH_RUNS = 3
+# (2: auto rungs and deferred promotions; 3: no seed below the midpoint; 4: the 4-family default space,
+# whose runs are version 3's over the same 4 families, and version 3's default space is lrsearch-all's)
+LRSEARCH_RUNS = 4
 
 
 def setup(name: str) -> tuple[int, str, float | None]:
@@ -77,7 +78,7 @@ def task_for(name: str) -> lrsearch.Task:
     return harness.task_of(harness.load(name), epochs, opt)
 
 
-def search(name: str, method: str, seed: int, budget: float, compact: tuple[str, ...] = COMPACT) -> dict:
+def search(name: str, method: str, seed: int, budget: float) -> dict:
     """One search of ``method`` at ``budget``: what it spent and its winner, as data to retrain."""
     harness.quiet()
     task = task_for(name)
@@ -107,17 +108,19 @@ def search(name: str, method: str, seed: int, budget: float, compact: tuple[str,
         kwargs: dict = {"storage": optuna.storages.InMemoryStorage(), "artifacts": None, "seed": seed,
                         "heartbeat_interval": None, "budget": budget, "study_name": f"{name}-{method}-{seed}"}
         if method == "tpe-hyperband":
-            kwargs.update(rungs=None, space=lrsearch.SearchSpace(lr=(1e-6, WIDE_FOR.get(name, (None, 1.0))[1])),
+            top = WIDE_FOR.get(name, (None, 1.0))[1]
+            kwargs.update(rungs=None, space=lrsearch.SearchSpace("all", lr=(1e-6, top)),
                           sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.HyperbandPruner())
         elif method == "lrsearch-wall":
             rt = harness.range_test(task, seed, clip=False)
-            kwargs.update(seed_from=rt, space=lrsearch.SearchSpace(lr=rt.search_range()),
+            kwargs.update(seed_from=rt, space=lrsearch.SearchSpace("all", lr=rt.search_range()),
                           sampler=optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed))
         else:
             kwargs["seed_from"] = harness.range_test(task, seed)
-            if method in ("lrsearch-compact", "lrsearch-sf"):
-                sf = ("schedule_free",) if method == "lrsearch-sf" else ()
-                kwargs["space"] = lrsearch.SearchSpace(families=compact + sf)
+            if method == "lrsearch-all":
+                kwargs["space"] = lrsearch.SearchSpace("all")
+            elif method == "lrsearch-sf":
+                kwargs["space"] = lrsearch.SearchSpace(families=lrsearch.SearchSpace().families + ("schedule_free",))
         result = lrsearch.optimize(task=task, **kwargs)
         out = {"spent": float(result.spent), "trials": len(result.study.trials),
                "winner": {"kind": "schedule", "schedule": result.best_schedule.to_dict()}}
@@ -216,11 +219,11 @@ def containment(names: list[str], seeds: int) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", default="lstm-sgd,char-lm")
-    parser.add_argument("--methods", default="lrsearch,lrsearch-wall,tpe-hyperband,schedulefree,default")
+    parser.add_argument("--methods", default="lrsearch,lrsearch-all,lrsearch-wall,lrsearch-sf,tpe-hyperband,"
+                                             "schedulefree,default")
     parser.add_argument("--budgets", default="2,4,8")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--compact", default=",".join(COMPACT), help="families of lrsearch-compact")
     parser.add_argument("--name", default="bench_anytime")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--from-cache", action="store_true", help="summarise the cached runs, train nothing")
@@ -232,7 +235,6 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"methods must be among {METHODS}")
     budgets = [2.0] if args.quick else [float(b) for b in args.budgets.split(",")]
     seeds = 1 if args.quick else args.seeds
-    compact = tuple(args.compact.split(","))
     cache = None if args.quick else OUT / f"{args.name}_cache.jsonl"
     rows: dict[str, dict] = {}
     if cache and cache.exists():
@@ -240,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
             row = json.loads(line)
             rows[row["key"]] = row
     t0 = time.perf_counter()
-    jobs = [("search", (n, m, s, b, compact)) for n in names for s in range(seeds) for b in budgets for m in methods]
+    jobs = [("search", (n, m, s, b)) for n in names for s in range(seeds) for b in budgets for m in methods]
 
     def done(key: str, row: dict) -> None:
         rows[key] = {**row, "key": key}
@@ -286,11 +288,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _job_key(kind: str, job: tuple) -> str:
     if kind == "search":
-        name, method, seed, budget, compact = job
+        name, method, seed, budget = job
         version = f"@{LRSEARCH_RUNS}" if method.startswith("lrsearch") else ""
         version += f"@wide{WIDE_FOR[name][1]:g}" if name in WIDE_FOR and method in ("priorband", "pbt", "tpe-hyperband") else ""
-        return (f"search|{name}|{method}{version}|{seed}|{budget:g}"
-                + (f"|{','.join(compact)}" if method in ("lrsearch-compact", "lrsearch-sf") else ""))
+        return f"search|{name}|{method}{version}|{seed}|{budget:g}"
     name, winner, seed = job
     return f"retrain|{name}|{_key(winner)}|{seed}"
 

@@ -112,7 +112,7 @@ def overhead(n: int = 40) -> str:
     """
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = lrsearch.SearchSpace(lr=(1e-5, 1.0))
+    space = lrsearch.SearchSpace("all", lr=(1e-5, 1.0))
 
     def plain(trial: optuna.trial.Trial) -> float:
         family = trial.suggest_categorical("family", list(space.families))

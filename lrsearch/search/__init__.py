@@ -19,6 +19,7 @@ from lrsearch.search._recorder import Recorder
 from lrsearch.search._result import SearchResult
 from lrsearch.search._lengths import trial_fraction
 from lrsearch.search._result import run_label
+from lrsearch.search._space import DEFAULT_FAMILIES
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule
@@ -28,7 +29,7 @@ from lrsearch.search.pruners import evaluation_steps
 from lrsearch.search.pruners import report
 
 
-__all__ = ["DEFAULT_BUDGET", "DistributedTrial", "ForecastPruner", "LRPrior", "OptimizerSpace", "PlateauPruner",
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_FAMILIES", "DistributedTrial", "ForecastPruner", "LRPrior", "OptimizerSpace", "PlateauPruner",
            "PriorSampler", "Recorder", "Rungs", "STARTUP_TRIALS", "SearchResult", "SearchSpace", "TAIL_ABOVE",
            "TAIL_BELOW", "default_sampler", "evaluation_steps", "optimize", "optimize_distributed", "report",
            "run_length", "suggest_optimizer", "suggest_schedule", "widened"]

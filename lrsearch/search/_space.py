@@ -55,6 +55,10 @@ _current: contextvars.ContextVar[SearchSpace | None] = contextvars.ContextVar("l
 # and Schedule-Free training (it swaps the optimizer, so it needs the Task loop or the user's own),
 # until a benchmark shows they earn a place there (the default space is what the benchmarks measured).
 OPT_IN = ("tanh", "schedule_free")
+#: The families a search explores by default: wsd, one-cycle and linear decay are the grid's best on all
+#: 7 benchmark tasks (studies/results/bench_grid.md), cosine the usual baseline; at 2-8 full runs of budget
+#: these 4 beat the 14 of ``families="all"`` (studies/results/bench_anytime.md: trials spread thin).
+DEFAULT_FAMILIES = ("cosine", "linear", "wsd", "onecycle")
 #: The peak-LR range a space searches when given neither a range nor a range test.
 DEFAULT_LR = (1e-5, 1.0)
 
@@ -71,8 +75,9 @@ class SearchSpace:
         >>> space = SearchSpace(lr=lrsearch.lr_find(model, opt, loss_fn, batches))  # seeded range
 
     Args:
-        families: Family names to choose from; ``None`` means every family with search ranges
-            (all but ``piecewise``) except the opt-in ones (``OPT_IN``: ``tanh``, ``schedule_free``), searched when named.
+        families: Family names to choose from; ``None``: ``DEFAULT_FAMILIES`` (cosine, linear, wsd,
+            onecycle); ``"all"``: every family with search ranges (all but ``piecewise``) except the
+            opt-in ones (``OPT_IN``: ``tanh``, ``schedule_free``), which are searched when named.
         lr: ``(low, high)`` for the peak LR (sampled on a log scale), or a ``RangeTestResult``:
             then its ``search_range()`` is a prior, not a wall (``lrsearch.search._prior``): the
             range searched reaches ``TAIL_BELOW`` / ``TAIL_ABOVE`` decades past it and the first
@@ -100,8 +105,10 @@ class SearchSpace:
         tail: bool | Iterable[str] = False,
         optimizer: OptimizerSpace | None = None,
     ) -> None:
-        names = [n for n in FAMILIES if _searchable(n) and n not in OPT_IN] if families is None else list(
-            check_names("families", families))
+        if isinstance(families, str) and families != "all":
+            raise ValueError(f"families must be a list of names, None or 'all' but got {families!r}.")
+        names = list(DEFAULT_FAMILIES if families is None else [n for n in FAMILIES if _searchable(n) and n not in OPT_IN]
+                     if families == "all" else check_names("families", families))
         if not names:
             raise ValueError("families must name at least one schedule family.")
         for name in names:

@@ -120,7 +120,7 @@ def test_a_garbage_last_journal_line_is_a_value_error_naming_the_file(tmp_path, 
     (lambda: lrsearch.OptimizerSpec("sgd", weight_decay=1e308), "weight_decay must be in [0, 10] but got 1e+308"),
     (lambda: lrsearch.OptimizerSpec("sgd", ratios={"others": 1e308}), "ratios['others'] must be in (0, 1000]"),
     (lambda: lrsearch.OptimizerSpace(weight_decay=(1e-3, 1e308)), "weight_decay must have high <= 10"),
-    (lambda: lrsearch.SearchSpace(families="cosine"), "families must be a list of names (not a single string) "
+    (lambda: lrsearch.SearchSpace(families="cosine"), "families must be a list of names, None or 'all' "
                                                       "but got 'cosine'"),
     (lambda: lrsearch.SearchSpace(families=[3]), "families[0] must be a name (a str) but got 3"),
     (lambda: lrsearch.SearchSpace(warmup="no"), "warmup must be True or False but got 'no'"),

@@ -31,7 +31,7 @@ def _sample(space: SearchSpace, n: int = 60, seed: int = 0) -> list[optuna.trial
 
 
 def test_family_first_then_lr_then_only_that_familys_params() -> None:
-    for t in _sample(SearchSpace(), 120):
+    for t in _sample(SearchSpace("all"), 120):
         family = t.params["family"]
         names = list(t.params)
         assert names[:2] == ["family", "lr"]
@@ -64,9 +64,9 @@ def test_zero_switch_and_plateau_mode() -> None:
     assert plateaus and all(s.params["mode"] == "max" for s in plateaus)
 
 
-@pytest.mark.parametrize("family", SearchSpace().families)
+@pytest.mark.parametrize("family", SearchSpace("all").families)
 def test_seed_params_rebuild_the_family_at_its_defaults(family: str) -> None:
-    space = SearchSpace(lr=(1e-3, 1.0))
+    space = SearchSpace("all", lr=(1e-3, 1.0))
     schedule = suggest_schedule(optuna.trial.FixedTrial(space.seed_params(family, 0.05)), space)
     default = Schedule(family, lr=0.05, warmup=None if FAMILIES[family].rises else {"frac": 0.05})
     assert schedule == default.replace(params={**default.params, **({"mode": "min"} if family == "plateau" else {})})
@@ -108,7 +108,20 @@ def test_opt_in_families_are_searched_only_when_named() -> None:
     from lrsearch.search._space import OPT_IN
 
     assert not set(OPT_IN) & set(SearchSpace().families)
+    assert not set(OPT_IN) & set(SearchSpace("all").families)
     assert list(SearchSpace(["tanh", "cosine"]).families) == ["tanh", "cosine"]
+
+
+def test_the_default_space_is_the_compact_one_and_all_reaches_every_searchable_family() -> None:
+    from lrsearch.search import DEFAULT_FAMILIES
+    from lrsearch.search._space import OPT_IN
+
+    assert SearchSpace().families == DEFAULT_FAMILIES == ("cosine", "linear", "wsd", "onecycle")
+    every = SearchSpace("all").families
+    assert set(DEFAULT_FAMILIES) < set(every) and len(every) == len(FAMILIES) - 2 - len(OPT_IN)  # nor piecewise, product
+    assert {t.params["family"] for t in _sample(SearchSpace(), 60)} == set(DEFAULT_FAMILIES)
+    with pytest.raises(ValueError, match="families must be a list of names, None or 'all' but got 'cosine'"):
+        SearchSpace("cosine")
 
 
 def test_tail_is_sampled_only_when_enabled() -> None:
