@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{s.get('retrained', math.nan):.4f} {lrsearch.Schedule.from_dict(s['winner']['schedule']).describe()}"
                   if s["winner"]["kind"] == "schedule" else f"{s['method']} {s['winner']}")
     if not args.quick:
+        table += "\n## Goals (issue 23), from the medians above\n\n" + anytime_report.goals(regret, names, grid_best)
         table += "\n## Where the grid's best LRs sit against the range searched\n\n" + containment(names, seeds)
         harness.write(args.name, f"`{harness.command(__file__, argv)}`\n\n" + table,
                       {"searches": searches, "regret": regret})

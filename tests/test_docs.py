@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+import lrsearch.search
+
 from lrsearch import lr_find
 from lrsearch import schedules
 
@@ -45,8 +47,9 @@ def test_tokens_render_the_codes_values() -> None:
     assert hook.render("{{ cli.demo.budget }}") == f"{build_parser().parse_args(['demo']).budget:g}"
     diverge_th = inspect.signature(lr_find).parameters["diverge_th"].default
     assert hook.render("{{ lrsearch.rangetest._lr_find.lr_find.diverge_th }}") == f"{diverge_th:g}"
-    # the seeds a budget buys, as optimize counts them
-    assert hook.seeds(20) == max(1, int(_fidelity.SEED_SHARE * 20 / _fidelity.Rungs().fractions[0] + 1e-9))
+    # the seeds a budget buys, as optimize counts them: one per family of the default space at most
+    share = max(1, int(_fidelity.SEED_SHARE * 20 / _fidelity.Rungs().fractions[0] + 1e-9))
+    assert hook.seeds(20) == min(share, len(lrsearch.search.DEFAULT_FAMILIES))
     with pytest.raises(KeyError):
         hook.render("{{ lrsearch.search.NO_SUCH_DEFAULT }}")
 

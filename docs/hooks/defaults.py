@@ -25,10 +25,12 @@ def _fraction(x: float) -> str:
 
 
 def seeds(budget: float) -> int:
-    """How many range-test seeds ``optimize(budget=B, seed_from=...)`` enqueues with the default rungs."""
+    """How many range-test seeds ``optimize(budget=B, seed_from=...)`` enqueues with the default rungs
+    and the default space (one per family at most)."""
+    from lrsearch.search import DEFAULT_FAMILIES
     from lrsearch.search._fidelity import SEED_SHARE
     from lrsearch.search._fidelity import Rungs
-    return max(1, int(SEED_SHARE * budget / Rungs().fractions[0] + 1e-9))
+    return min(len(DEFAULT_FAMILIES), max(1, int(SEED_SHARE * budget / Rungs().fractions[0] + 1e-9)))
 
 
 FORMATS = {
@@ -37,6 +39,7 @@ FORMATS = {
     "fractions": lambda v: "(" + ", ".join(_fraction(x) for x in v) + ")",
     "g": lambda v: f"{v:g}",
     "repr": repr,
+    "names": lambda v: ", ".join(f"`{x}`" for x in v),
 }
 
 

@@ -119,6 +119,9 @@ class Schedule:
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "warmup", warmup)
         object.__setattr__(self, "tail", normalise_tail(self.tail))
+        if fam.schedule_free and self.tail is not None:
+            raise ValueError(f"tail must be None for family {fam.name!r}, whose optimizer averages the weights "
+                             f"itself, but got {self.tail!r}.")
         extras = normalise_extras({k: getattr(self, k) for k in EXTRA_KEYS}, lr, type(self))
         for key, value in extras.items():
             object.__setattr__(self, key, value)

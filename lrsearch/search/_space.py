@@ -211,7 +211,7 @@ class SearchSpace:
             params[name] = _suggest_param(trial, f"{family}.{name}", search)
         if family == "plateau":
             params["mode"] = self.mode
-        tail = _suggest_tail(trial, self.tail) if self.tail else None
+        tail = _suggest_tail(trial, self.tail) if self.tail and not FAMILIES[family].schedule_free else None
         if self.optimizer is not None:  # its LR ratio moves the peak: the spec keeps the LR trained at
             optimizer, ratio = self.optimizer.suggest(trial)
             lr *= ratio

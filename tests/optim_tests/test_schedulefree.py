@@ -168,3 +168,16 @@ def test_the_population_trains_a_schedule_free_member_one_at_a_time_as_train_doe
     with pytest.warns(lrsearch.PopulationWarning, match="schedule_free.*Schedule-Free.*not batched"):
         results = lrsearch.train_population(task, schedules, seeds=0)
     assert results[0].values == pytest.approx(lrsearch.train(task, schedules[0], seed=0).values, rel=1e-6)
+
+
+def test_no_averaging_tail_on_top_of_the_optimizers_own_average() -> None:
+    with pytest.raises(ValueError, match="tail must be None for family 'schedule_free'"):
+        Schedule("schedule_free", lr=1e-3, tail={"kind": "swa"})
+    import optuna
+
+    space = lrsearch.SearchSpace(families=["schedule_free", "cosine"], lr=(1e-3, 1e-1), tail=True)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: lrsearch.suggest_schedule(t, space).lr, n_trials=30)
+    free = [t for t in study.trials if t.params["family"] == "schedule_free"]
+    assert free and all("tail" not in t.params for t in free)
+    assert any("tail" in t.params for t in study.trials if t.params["family"] == "cosine")
