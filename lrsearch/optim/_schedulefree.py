@@ -144,8 +144,8 @@ def schedule_free(optimizer: torch.optim.Optimizer) -> ScheduleFree:
     groups = []
     for group in optimizer.param_groups:
         if group.get("maximize") or group.get("amsgrad"):
-            raise ValueError(f"optimizer must not use maximize or amsgrad for its Schedule-Free form but got {kind.__name__} "
-                             f"with maximize={group.get('maximize')}, amsgrad={group.get('amsgrad')}.")
+            raise ValueError(f"optimizer must not use maximize or amsgrad for its Schedule-Free form but got "
+                             f"{kind.__name__} with maximize={group.get('maximize')}, amsgrad={group.get('amsgrad')}.")
         sgd = kind is torch.optim.SGD
         beta1 = (group["momentum"] or 0.9) if sgd else group["betas"][0]
         beta2 = 0.999 if sgd else group["betas"][1]

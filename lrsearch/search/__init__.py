@@ -29,7 +29,7 @@ from lrsearch.search.pruners import evaluation_steps
 from lrsearch.search.pruners import report
 
 
-__all__ = ["DEFAULT_BUDGET", "DEFAULT_FAMILIES", "DistributedTrial", "ForecastPruner", "LRPrior", "OptimizerSpace", "PlateauPruner",
-           "PriorSampler", "Recorder", "Rungs", "STARTUP_TRIALS", "SearchResult", "SearchSpace", "TAIL_ABOVE",
-           "TAIL_BELOW", "default_sampler", "evaluation_steps", "optimize", "optimize_distributed", "report",
-           "run_length", "suggest_optimizer", "suggest_schedule", "widened"]
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_FAMILIES", "DistributedTrial", "ForecastPruner", "LRPrior", "OptimizerSpace",
+           "PlateauPruner", "PriorSampler", "Recorder", "Rungs", "STARTUP_TRIALS", "SearchResult", "SearchSpace",
+           "TAIL_ABOVE", "TAIL_BELOW", "default_sampler", "evaluation_steps", "optimize", "optimize_distributed",
+           "report", "run_length", "suggest_optimizer", "suggest_schedule", "widened"]
