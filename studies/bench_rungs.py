@@ -37,7 +37,8 @@ def job(args: tuple) -> tuple:
     task, _ = make_task(name, epochs, opt, "cpu")
     fractions, reduction = LADDERS[ladder]
     result = lrsearch.optimize(task=task, budget=BUDGET, rungs=lrsearch.Rungs(fractions, reduction=reduction),
-                               seed_from=harness.range_test(task, seed), storage=optuna.storages.InMemoryStorage(),
+                               seed_from=harness.range_test(task, seed), space=lrsearch.SearchSpace("all"),
+                               storage=optuna.storages.InMemoryStorage(),
                                artifacts=None, seed=seed, heartbeat_interval=None, study_name=f"{name}-{seed}")
     return name, ladder, seed, harness.best_at(result.spent_trace(), BUDGET)
 

@@ -139,6 +139,7 @@ def search(name: str, seed: int, journal: Path) -> dict:
     else:
         start = time.perf_counter()
         result = lrsearch.optimize(objective, budget=budget, seed_from=harness.range_test(task, seed), seed=seed,
+                                   space=lrsearch.SearchSpace("all"),  # every family: as its figures were measured
                                    storage=storage, study_name=study_name, artifacts=None, heartbeat_interval=None)
         result.study.set_user_attr("bench_seconds", round(time.perf_counter() - start, 1))
     model = result.loss_model()
