@@ -162,7 +162,8 @@ def grid_best(name: str) -> tuple[float, float]:
     return g["best"]["val"], g["noise"]
 
 
-def summarise(searches: list[dict], retrains: dict[str, float], names: list[str], budgets: list[float]) -> tuple[str, dict]:
+def summarise(searches: list[dict], retrains: dict[str, float], names: list[str],
+              budgets: list[float]) -> tuple[str, dict]:
     """Median regret over search seeds per (task, method, budget), and the table."""
     regret: dict = {}
     for s in searches:
@@ -213,7 +214,8 @@ def containment(names: list[str], seeds: int) -> str:
             total = [total[0] + core, total[1] + wide, total[2] + len(lrs)]
             lines.append(f"| {name} | {seed} | {lo:.3g} .. {hi:.3g} | {wlo:.3g} .. {whi:.3g} | "
                          f"{core} / {wide} of {len(lrs)} |")
-    return "\n".join(lines) + f"\n\nAll: {total[0]} of {total[2]} inside search_range(), {total[1]} inside the searched range.\n"
+    return "\n".join(lines) + (f"\n\nAll: {total[0]} of {total[2]} inside search_range(), "
+                               f"{total[1]} inside the searched range.\n")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -291,7 +293,8 @@ def _job_key(kind: str, job: tuple) -> str:
     if kind == "search":
         name, method, seed, budget = job
         version = f"@{LRSEARCH_RUNS}" if method.startswith("lrsearch") else ""
-        version += f"@wide{WIDE_FOR[name][1]:g}" if name in WIDE_FOR and method in ("priorband", "pbt", "tpe-hyperband") else ""
+        if name in WIDE_FOR and method in ("priorband", "pbt", "tpe-hyperband"):
+            version += f"@wide{WIDE_FOR[name][1]:g}"
         return f"search|{name}|{method}{version}|{seed}|{budget:g}"
     name, winner, seed = job
     return f"retrain|{name}|{_key(winner)}|{seed}"

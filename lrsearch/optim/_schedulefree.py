@@ -50,12 +50,10 @@ class ScheduleFree(torch.optim.Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, adaptive: bool = True, decoupled: bool = True,
                  weight_lr_power: float = 2.0) -> None:
-        for name, value, low, high in (("lr", lr, 0.0, None), ("eps", eps, 0.0, None),
-                                       ("weight_decay", weight_decay, 0.0, None),
-                                       ("weight_lr_power", weight_lr_power, 0.0, None)):
-            v = check_float(name, value)
-            if v < low or (high is not None and v > high):
-                raise ValueError(f"{name} must be >= {low:g} but got {show(value)}.")
+        for name, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay),
+                            ("weight_lr_power", weight_lr_power)):
+            if check_float(name, value) < 0:
+                raise ValueError(f"{name} must be >= 0 but got {show(value)}.")
         if (not isinstance(betas, (tuple, list)) or len(betas) != 2
                 or not all(0.0 <= check_float("betas", b) < 1.0 for b in betas)):
             raise ValueError(f"betas must be two numbers in [0, 1) but got {show(betas)}.")

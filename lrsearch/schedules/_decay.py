@@ -1,5 +1,6 @@
 """Decays from the peak: constant (and schedule_free, constant under a Schedule-Free optimizer), linear,
-cosine, poly, exponential, tanh, inverse_sqrt, and the hold-then-decay families wsd and flat_cos (monotone, but for a cosine with ``cycles > 0.5``).
+cosine, poly, exponential, tanh, inverse_sqrt, and the hold-then-decay families wsd and flat_cos
+(monotone, but for a cosine with ``cycles > 0.5``).
 
 Progress is ``u = t / total`` (torch's ``CosineAnnealingLR(T_max=total)`` and ``PolynomialLR``
 convention, also HF's and timm's), so the last step sits at ``u = (total - 1) / total`` and a

@@ -126,7 +126,7 @@ def optimize(
             steps (20: the steps of 20 full-length runs), counted from what trials trained (a run
             at 1/3 of the length, the default short rung, costs 1/3; a pruned run what it ran) plus
             the range test. No new trial starts that would not fit. Default: ``DEFAULT_BUDGET``
-            (20) when neither ``n_trials`` nor ``timeout`` is given, else unlimited. It is the
+            (16) when neither ``n_trials`` nor ``timeout`` is given, else unlimited. It is the
             study's total: a resumed study counts what it spent before.
         rungs: The run lengths of the multi-fidelity search: ``"auto"`` (default) is ``Rungs()``
             (1/3 and the full run), or 1/9 and the full run under a budget of ``SMALL_BUDGET`` (4)

@@ -11,9 +11,9 @@ into the tails), instead of uniformly over the whole range. After them TPE model
 range from what the trials measured, so an incumbent near an edge pulls its proposals past the
 core. ``studies/bench_grid.md`` has where each family's grid-best LR sat against the core: over
 7 tasks x 6 families, at 0.46 / 0.68 / 0.85 of the core's width (quartiles; 0 its low end, 1 its
-high), from 0.13 to 1.48 (the LSTM, all 6 families above the core). A prior at 0.69 with sigma 1/3
-of the width fits those better; at a budget of 2 runs it changed no winner on the regression and
-moved the MNIST-1D MLP's by less than its seed noise, so the plain centre stays until more tasks say.
+high), from 0.13 to 1.48 (the LSTM, all 6 families above the core). A prior at 0.7 fits those
+better, but over the 7 tasks x budgets 2/4/8 x 3 seeds of studies/bench_anytime.py it lowered the
+regret on 3 tasks and raised it on 3 (docs/benchmarks.md), so the plain centre stays.
 
 ``PriorSampler`` wraps any sampler and changes only that: the ``lr`` of trials sampled before
 ``STARTUP_TRIALS`` trials finished. Seeds (enqueued at the range test's suggestions) are fixed.

@@ -34,8 +34,8 @@ _RISE = ("onecycle", "cyclic")
 # Which families are seeded first when the budget affords only some (the strong defaults first).
 #: Attempts a seed or a promotion gets before it is given up (each one stopped by Ctrl-C or a kill).
 MAX_ATTEMPTS = 3
-SEED_ORDER = ("cosine", "onecycle", "wsd", "linear", "schedule_free", "constant", "multistep", "cosine_restarts", "flat_cos",
-              "poly", "exponential", "step", "inverse_sqrt", "cyclic", "plateau")
+SEED_ORDER = ("cosine", "onecycle", "wsd", "linear", "schedule_free", "constant", "multistep", "cosine_restarts",
+              "flat_cos", "poly", "exponential", "step", "inverse_sqrt", "cyclic", "plateau")
 
 
 def seed_lr(result: RangeTestResult, family: str, low: float, high: float) -> tuple[float, str]:

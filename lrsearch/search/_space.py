@@ -107,8 +107,9 @@ class SearchSpace:
     ) -> None:
         if isinstance(families, str) and families != "all":
             raise ValueError(f"families must be a list of names, None or 'all' but got {families!r}.")
-        names = list(DEFAULT_FAMILIES if families is None else [n for n in FAMILIES if _searchable(n) and n not in OPT_IN]
-                     if families == "all" else check_names("families", families))
+        every = [n for n in FAMILIES if _searchable(n) and n not in OPT_IN]
+        names = list(DEFAULT_FAMILIES if families is None else every if families == "all"
+                     else check_names("families", families))
         if not names:
             raise ValueError("families must name at least one schedule family.")
         for name in names:

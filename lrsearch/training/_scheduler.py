@@ -103,9 +103,9 @@ class ScheduleLR(LRScheduler):
         if not isinstance(schedule, Schedule):
             schedule = Schedule.from_dict(schedule)
         if schedule.spec_family.schedule_free and not getattr(self.optimizer, "schedule_free", False):
-            raise ValueError(f"optimizer must be Schedule-Free for the {schedule.family} family (a held LR whose decay is "
-                             f"the optimizer's weight average) but got {type(self.optimizer).__name__}: build it with "
-                             "lrsearch.optim.schedule_free(optimizer) and call its train() and eval().")
+            raise ValueError(f"optimizer must be Schedule-Free for the {schedule.family} family (a held LR whose "
+                             f"decay is the optimizer's weight average) but got {type(self.optimizer).__name__}: "
+                             "build it with lrsearch.optim.schedule_free(optimizer) and call its train() and eval().")
         total_steps = check_steps("total_steps", total_steps, low=1)
         groups = self.optimizer.param_groups
         if not isinstance(group_scales, (list, tuple)) or len(group_scales) != len(groups):
