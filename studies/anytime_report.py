@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 
@@ -24,7 +25,8 @@ def plot(regret: dict, names: list[str], budgets: list[float], grid_best: Callab
                 ax.plot(*zip(*pts), marker="o", label=m, lw=2.5 if m == "lrsearch" else 1.2)
         ax.axhspan(0, noise, color="grey", alpha=0.2, label="grid seed noise")
         ax.set(xscale="log", xlabel="budget (full runs)", ylabel="regret vs grid best (val loss, symlog)", title=name)
-        ax.set_yscale("symlog", linthresh=max(noise, 0.01))  # the small regrets readable beside a peer's 1.0
+        # the small regrets readable beside a peer's 1.0; the linear part ends on a decade, so no tick crowds 0
+        ax.set_yscale("symlog", linthresh=10 ** math.floor(math.log10(max(noise, 0.01))))
         ax.set_xticks(budgets, [f"{b:g}" for b in budgets])
         ax.set_xticks([], minor=True)
         ax.legend(fontsize=7)
