@@ -175,10 +175,13 @@ class Choice:
 
     @property
     def prediction(self) -> str:
-        """The predicted final value in words: a number only when it can be trusted."""
+        """The predicted final value in words: a number only when it can be trusted, and then with the
+        error it claims (the interval's half-width; the held-out check measures only the study's own
+        lengths, and a longer target misses by more: ``EXTRAPOLATION_FLOOR``)."""
         if self.trusted:
             low, high = self.predicted.interval()
-            return f"{self.predicted.value:.4g} (interval {low:.4g} to {high:.4g})"
+            half = (high - low) / 2 / abs(self.predicted.value) if self.predicted.value else math.inf
+            return f"{self.predicted.value:.4g} +/- {half:.0%} (interval {low:.4g} to {high:.4g})"
         if self.law_predicted is None:
             return "no prediction (no loss law fitted)"
         if not (math.isfinite(self.law_predicted.value) and math.isfinite(self.law_predicted.std)):

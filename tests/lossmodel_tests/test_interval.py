@@ -45,3 +45,21 @@ def test_no_widening_within_the_fitted_lengths_or_without_a_held_out_check(model
     assert model.predict(s, 300).std > plain.predict(s, 300).std
     one = LossModel().fit(_noisy(lengths=(100,)))
     assert one.holdout_error is None and one.holdout_ratio is None
+
+
+def test_a_tiny_held_out_error_still_widens_by_the_floor(model: LossModel) -> None:
+    """A law that predicted its own longest runs almost exactly is no proof for runs 10x longer: the
+    widening uses at least ``EXTRAPOLATION_FLOOR`` per held-out length ratio."""
+    from lrsearch.lossmodel._model import EXTRAPOLATION_FLOOR
+
+    s = Schedule("cosine", lr=0.1, warmup={"frac": 0.05})
+    exact = copy.copy(model)
+    exact.holdout_error = 1e-6
+    pred = exact.predict(s, 1000)
+    floor = 1.4826 * EXTRAPOLATION_FLOOR * abs(pred.value) * math.log(1000 / 100) / math.log(100 / 33)
+    assert pred.std >= floor
+    assert exact.predict(s, 100) == model.predict(s, 100)  # within the fitted lengths: no widening at all
+    wide = copy.copy(model)
+    wide.holdout_error = 5 * EXTRAPOLATION_FLOOR  # above the floor the held-out error itself is used
+    beyond = 1.4826 * wide.holdout_error * abs(wide.predict(s, 1000).value) * math.log(10) / math.log(100 / 33)
+    assert wide.predict(s, 1000).std >= beyond > floor

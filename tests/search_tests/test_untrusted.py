@@ -60,7 +60,8 @@ def test_a_trusted_choice_keeps_its_number(trusted: lrsearch.SearchResult) -> No
     assert choice.trusted and choice.by == "law" and choice.predicted == choice.law_predicted
     low, high = choice.predicted.interval()
     assert low < choice.predicted.value < high
-    assert choice.prediction == f"{choice.predicted.value:.4g} (interval {low:.4g} to {high:.4g})"
+    half = (high - low) / 2 / abs(choice.predicted.value)
+    assert choice.prediction == f"{choice.predicted.value:.4g} +/- {half:.0%} (interval {low:.4g} to {high:.4g})"
 
 
 def test_export_writes_no_predicted_number_for_an_untrusted_law(untrusted, trusted, tmp_path) -> None:  # noqa: ANN001
