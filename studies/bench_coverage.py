@@ -9,6 +9,8 @@ coverage is the share of held-out finals inside it, over every grid schedule wit
 
     python studies/bench_coverage.py                       # MNIST-1D MLP; runs cached (resumable)
     python studies/bench_coverage.py --tasks mnist1d-mlp mnist1d-cnn --seeds 0 1
+
+Writes ``studies/results/bench_coverage.{json,md}`` (``--out`` for the JSON; the md beside it).
 """
 
 from __future__ import annotations
@@ -81,14 +83,18 @@ def main() -> None:
         runner.close()
     reports = {}
     for name in args.tasks:
-        r = reports[name] = coverage(runner, name, seeds)
-        print(f"{name}: T={r['T']}, law {r['law']} (held-out error {r['holdout_error']:.1%}); "
-              f"Prediction.interval() covers {r['coverage_all']:.0%} of {r['n_all']} held-out finals at T, "
-              f"{r['coverage_near']:.0%} of the {r['n_near']} near the best (median error "
-              f"{r['median_error_near']:.1%}, median std {r['median_std_near']:.1%})")
+        reports[name] = coverage(runner, name, seeds)
     rows = [row for r in reports.values() for row in r["rows"]]
-    print(f"all tasks: {sum(x['covered'] for x in rows) / len(rows):.0%} of {len(rows)} held-out finals covered")
+    lines = [f"{name}: T={r['T']}, law {r['law']} (held-out error {r['holdout_error']:.1%}); Prediction.interval() "
+             f"covers {r['coverage_all']:.0%} of {r['n_all']} held-out finals at T, {r['coverage_near']:.0%} of the "
+             f"{r['n_near']} near the best (median error {r['median_error_near']:.1%}, median std "
+             f"{r['median_std_near']:.1%})" for name, r in reports.items()]
+    lines.append(f"all tasks: {sum(x['covered'] for x in rows) / len(rows):.0%} of {len(rows)} held-out finals covered")
+    print("\n".join(lines))
     Path(args.out).write_text(json.dumps({"seeds": list(seeds), "tasks": reports}, indent=1) + "\n")
+    command = "python studies/bench_coverage.py " + " ".join(sys.argv[1:])
+    Path(args.out).with_suffix(".md").write_text(f"# bench_coverage\n\n`{command.strip()}`\n\n"
+                                                 + "\n".join(f"- {line}" for line in lines) + "\n")
 
 
 if __name__ == "__main__":
