@@ -39,8 +39,8 @@ def _reopened(kind: str, folder: str, storage):  # noqa: ANN001, ANN202
     if kind == "memory":
         return optuna.load_study(study_name="s", storage=storage)
     if kind == "journal":
-        fresh = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(os.path.join(folder, "s.log")))
-        return optuna.load_study(study_name="s", storage=fresh)
+        backend = optuna.storages.journal.JournalFileBackend(os.path.join(folder, "s.log"))
+        return optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(backend))
     return optuna.load_study(study_name="s", storage=f"sqlite:///{os.path.join(folder, 's.db')}")
 
 
