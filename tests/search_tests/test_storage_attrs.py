@@ -5,7 +5,6 @@ the public per-key path taken when Optuna's internals are missing, and counted p
 from __future__ import annotations
 
 import json
-import math
 import os
 
 import optuna
@@ -18,6 +17,7 @@ from lrsearch.search.storage import deferred
 from lrsearch.search.storage import flush
 from lrsearch.search.storage import resolve_storage
 from lrsearch.search.storage import set_user_attrs
+from tests.search_tests.test_overhead import _objective  # suggest, run_length, 3 reports: what a search writes
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -105,15 +105,6 @@ def test_deferred_attrs_show_on_the_trial_and_reach_the_storage_at_flush(tmp_pat
         fixed = optuna.trial.FixedTrial({})
         set_user_attrs(fixed, {"d": 4})
         assert fixed.user_attrs == {"d": 4}
-
-
-def _objective(trial: optuna.trial.Trial) -> float:
-    schedule = lrsearch.suggest_schedule(trial)
-    lrsearch.run_length(trial, 90)
-    value = 1.0 + abs(math.log10(schedule.lr) + 2.0)
-    for k in range(3):
-        lrsearch.report(trial, value + 1.0 / (k + 1), k, n_evals=3)
-    return value + 1.0 / 3
 
 
 def _search(storage) -> list[optuna.trial.FrozenTrial]:  # noqa: ANN001
