@@ -6,9 +6,9 @@ Storages, as each arm gets them:
 - ``sqlite`` / ``postgres``: lrsearch a ``.db`` path or the URL (so it runs its default heartbeat),
   Optuna the URL (``optuna``) or the same heartbeat-enabled ``RDBStorage`` lrsearch builds
   (``optuna-hb``: 10 s beats, failed after 30 s, retried once);
-- ``grpc`` / ``grpc-postgres``: both arms a ``GrpcStorageProxy`` to one proxy server process
-  (``optuna.storages.run_grpc_proxy_server``) in front of a SQLite file or PostgreSQL (the proxy
-  takes no heartbeat: neither arm runs one).
+- ``grpc-postgres`` / ``grpc``: both arms a ``GrpcStorageProxy`` to one proxy server process
+  (``optuna.storages.run_grpc_proxy_server``) in front of PostgreSQL or a SQLite file (the proxy
+  takes no heartbeat: neither arm runs one; behind it SQLite runs enqueued trials twice).
 """
 
 from __future__ import annotations
@@ -198,14 +198,15 @@ def measure_workers(kinds: list[str], workers: int, n_trials: int, budget: float
 def worker_table(data: dict) -> str:
     w, b = data["workers"], data["budget"]
     head = ["storage", "Optuna trials/s", "lrsearch trials/s", "ratio", "finished / run (Optuna, lrsearch)",
-            "seeds run", f"budget {b:g}: spent (bound {b + w:g})", "load"]
+            "workers exiting 0", "seeds run", f"budget {b:g}: spent (bound {b + w:g})", "load"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for kind, row in data["rows"].items():
         o, s, g = row["runs"]["optuna"], row["runs"]["lrsearch"], row["budgeted"]
         done = lambda r: sum(n for k, n in r["states"].items() if k in ("COMPLETE", "PRUNED", "FAIL"))  # noqa: E731
         seeds = sorted(set(s["seeds_ran"].values()) | set(g["seeds_ran"].values()))
+        exits = ", ".join(f"{r['exit_codes'].count(0)}/{len(r['exit_codes'])}" for r in (o, s, g))
         lines.append(f"| {kind} | {o['trials_per_s']:.1f} | {s['trials_per_s']:.1f} | "
                      f"{s['trials_per_s'] / o['trials_per_s']:.2f}x | {done(o)}/{o['trials']}, {done(s)}/{s['trials']}"
-                     f" | {len(s['seeds_ran'])} seeds, each {'/'.join(map(str, seeds))}x | "
+                     f" | {exits} | {len(s['seeds_ran'])} seeds, each {'/'.join(map(str, seeds))}x | "
                      f"{g['spent']:.2f} in {g['trials']} trials | {row['load']:.2f} |")
     return "\n".join(lines)

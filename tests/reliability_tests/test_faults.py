@@ -122,7 +122,9 @@ def test_postgresql_workers(tmp_path, monkeypatch) -> None:
 
 
 def test_grpc_proxy_workers(tmp_path, monkeypatch) -> None:
-    """Three processes through Optuna's gRPC storage proxy (a SQLite file behind it), 8 trials each."""
+    """Three processes through Optuna's gRPC storage proxy, 8 trials each. Behind it an in-memory
+    storage (its lock hands each enqueued seed to one process): a SQLite file there runs a seed
+    twice, as SQLite does with parallel workers (``SELECT ... FOR UPDATE`` is a no-op in SQLite)."""
     pytest.importorskip("grpc", reason="the gRPC proxy needs grpcio: pip install 'lrsearch[grpc]'")
     from optuna.storages._grpc.server import make_server
 
@@ -130,7 +132,8 @@ def test_grpc_proxy_workers(tmp_path, monkeypatch) -> None:
     with socket.socket() as s:
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
-    server = make_server(optuna.storages.get_storage(f"sqlite:///{tmp_path}/behind.db"), "localhost", port)
+    behind = optuna.storages.InMemoryStorage()
+    server = make_server(behind, "localhost", port)
     server.start()
     try:
         storage, seeds = f"grpc://localhost:{port}", _range_test_file(tmp_path / "rt.json")
@@ -138,9 +141,9 @@ def test_grpc_proxy_workers(tmp_path, monkeypatch) -> None:
                        env={**os.environ, "PYTHONWARNINGS": "ignore"})
         codes = finish([_spawn(storage, "g", "8", "0.0") for _ in range(3)])
         assert [c for c, _ in codes] == [0, 0, 0], [e for _, e in codes]
-        trials = optuna.load_study(study_name="g", storage=f"sqlite:///{tmp_path}/behind.db").trials
     finally:
         server.stop(0)
+    trials = optuna.load_study(study_name="g", storage=behind).trials
     assert len(trials) == 24 and all(t.state.is_finished() for t in trials)
     assert all({"owner", "schedule", "trained_lr", "n_evals"} <= set(t.user_attrs) for t in trials
                if "duplicate_of" not in t.user_attrs)
