@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import optuna
 import pytest
@@ -149,3 +150,18 @@ def test_a_search_appends_a_trials_attrs_to_a_journal_at_most_three_times(tmp_pa
     assert len(trials) == 8 and all("run_steps" in t.user_attrs and "trained_lr" in t.user_attrs for t in trials)
     assert len(appends) <= 2 * len(trials) + sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     assert sum(appends) >= 8 * len(trials)  # every key still written
+
+
+@pytest.mark.skipif(not os.environ.get("LRSEARCH_PG_URL"),
+                    reason="no PostgreSQL: .ci/run starts one on loopback and sets LRSEARCH_PG_URL")
+def test_the_attrs_read_back_as_per_key_writes_leave_them_on_postgresql() -> None:
+    name = f"attrs-{os.getpid()}-{time.time_ns()}"
+    storage = resolve_storage(os.environ["LRSEARCH_PG_URL"], name, heartbeat_interval=None)
+    study = optuna.create_study(study_name=name, storage=storage)
+    batched, per_key = study.ask(), study.ask()
+    set_user_attrs(batched, ATTRS)
+    set_user_attrs(batched, {"rung": 1})
+    for key, value in {**ATTRS, "rung": 1}.items():
+        per_key.set_user_attr(key, value)
+    fresh = optuna.load_study(study_name=name, storage=os.environ["LRSEARCH_PG_URL"])
+    assert [t.user_attrs for t in fresh.get_trials()] == [{**ATTRS, "rung": 1}] * 2
