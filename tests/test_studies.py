@@ -99,3 +99,18 @@ def test_bench_anytime_quick(capsys) -> None:
         retrained = [out["retrains"][f"regression-mlp|{bench_anytime._key(s['winner'])}|{seed}"] for seed in (0, 1)]
         assert all(math.isfinite(v) for v in retrained)
     assert "B=2" in capsys.readouterr().out
+
+
+def test_bench_overhead_gives_its_three_tables_from_one_command(tmp_path, capsys) -> None:
+    import bench_overhead
+
+    data = bench_overhead.main(["--trials", "4", "--repeats", "1", "--storages", "memory,sqlite", "--growth",
+                                "journal:6", "--workers", "2", "--worker-trials", "4", "--worker-storages", "journal",
+                                "--budget", "1", "--out", str(tmp_path / "bo")])
+    text = (tmp_path / "bo.md").read_text()
+    assert "## Cost per trial" in text and "## Growth" in text and "## 2 worker processes" in text
+    assert set(data["overhead"]["rows"]["sqlite"]["median"]) == {"optuna", "optuna-hb", "lrsearch"}
+    runs = data["workers"]["rows"]["journal"]["runs"]
+    ran = {arm: sum(n for state, n in runs[arm]["states"].items() if state != "WAITING") for arm in runs}
+    assert ran == {"optuna": 4, "lrsearch": 4}  # the seeds are the workers' 4 trials; a promotion may wait
+    assert runs["lrsearch"]["seeds_ran"] and set(runs["lrsearch"]["seeds_ran"].values()) == {1}

@@ -21,7 +21,7 @@ from lrsearch.search._lengths import trial_fraction
 from lrsearch.search._result import run_label
 from lrsearch.search._space import DEFAULT_FAMILIES
 from lrsearch.search._space import SearchSpace
-from lrsearch.search._space import suggest_optimizer
+from lrsearch.search._optim_space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule
 from lrsearch.search.pruners import ForecastPruner
 from lrsearch.search.pruners import PlateauPruner

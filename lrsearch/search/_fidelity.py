@@ -42,6 +42,7 @@ from lrsearch.search._transfer import sign_of
 from lrsearch.search._transfer import study_model
 from lrsearch.search._transfer import trial_curve
 from lrsearch.search._view import Finished
+from lrsearch.search.storage import set_user_attrs
 
 
 #: Full runs ``optimize`` spends given no ``budget``, ``n_trials`` or ``timeout``: the largest budget
@@ -140,8 +141,7 @@ def run_length(trial: optuna.trial.BaseTrial, total_steps: int | None = None, *,
         per = 1 if steps_per_epoch is None else check_int("steps_per_epoch", steps_per_epoch, low=1)
         total_steps = check_int("epochs", epochs, low=1) * per
     runs = max(1, round(fraction * (total_steps // per)))  # whole epochs in an epoch loop
-    trial.set_user_attr("full_steps", total_steps)
-    trial.set_user_attr("run_steps", runs * per)
+    set_user_attrs(trial, {"full_steps": total_steps, "run_steps": runs * per})  # one storage write
     return runs
 
 

@@ -117,3 +117,17 @@ def check_groups_cover(space: OptimizerSpace | None, groups: Mapping[str, Any] |
         if g != OTHERS and g not in (groups or {}):
             raise ValueError(f"group_ratios names the group {g!r} but the task's groups define "
                              f"{', '.join(repr(n) for n in (groups or {})) or 'none'}.")
+
+
+def suggest_optimizer(trial: optuna.trial.BaseTrial) -> OptimizerSpec | None:
+    """The optimizer sampled on ``trial`` with its schedule (``SearchSpace(optimizer=...)``), or
+    ``None`` when the space searches none; build it with ``spec.build(model, lr, groups)``.
+
+    Call it after ``suggest_schedule``, which samples both (the optimizer's LR ratio is part of
+    the schedule's peak LR).
+    """
+    if "schedule" not in trial.user_attrs:
+        raise ValueError("suggest_optimizer(trial) must come after suggest_schedule(trial), which samples "
+                         "the optimizer with the schedule.")
+    spec = trial.user_attrs.get("optimizer")
+    return OptimizerSpec.from_dict(spec) if isinstance(spec, dict) else None

@@ -45,10 +45,12 @@ from lrsearch.search.pruners import report
 from lrsearch.search._result import SearchResult
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import _current
-from lrsearch.search._space import suggest_optimizer
+from lrsearch.search._optim_space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule
 from lrsearch.search._optim_space import check_groups_cover
+from lrsearch.search.storage import deferred
 from lrsearch.search.storage import owner
+from lrsearch.search.storage import set_user_attrs
 from lrsearch.search._recovery import recover
 from lrsearch.search._seeds import SEED_ORDER
 from lrsearch.search._seeds import duplicate_of
@@ -78,7 +80,7 @@ def task_objective(task: Task, seed: int = 0) -> Callable[[optuna.trial.Trial], 
         n_evals = plan_evals(trial, task, steps)
         result = train(task, schedule, seed=seed, total_steps=steps, optimizer=suggest_optimizer(trial),
                        on_eval=lambda step, value: report(trial, value, step, n_evals=n_evals))
-        trial.set_user_attr("device", result.device)
+        set_user_attrs(trial, {"device": result.device})
         return result.final
 
     return objective
@@ -253,17 +255,16 @@ def _run(s: Settings) -> SearchResult:
     keeper = Budget(rungs, budget, s.n_trials)
 
     def wrapped(trial: optuna.trial.Trial) -> float:
-        trial.set_user_attr("owner", {**owner(), "trial": trial.number})
+        fresh = {} if "fidelity" in trial.user_attrs else {"fidelity": keeper.fresh_fraction(), "rung": 0}
+        set_user_attrs(trial, {"owner": {**owner(), "trial": trial.number}, **fresh})  # one write; fresh: shortest rung
         twin = duplicate_of(study, trial)
         if twin is not None:  # two processes re-enqueued one seed: it runs once
             trial.set_user_attr("duplicate_of", twin)
             raise optuna.TrialPruned(f"a duplicate of seed trial {twin}")
-        if "fidelity" not in trial.user_attrs:  # a fresh trial (or a seed) starts at the shortest rung
-            trial.set_user_attr("fidelity", keeper.fresh_fraction())
-            trial.set_user_attr("rung", 0)
         token = _current.set(space)  # set in the worker's own context: threads do not inherit it
         try:
-            value = run(trial)
+            with deferred(trial):  # the attrs set while it runs: written at its first report and at its end
+                value = run(trial)
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:

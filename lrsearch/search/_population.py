@@ -29,11 +29,12 @@ from lrsearch.population import train_population
 from lrsearch.search._fidelity import Budget
 from lrsearch.search._fidelity import run_length
 from lrsearch.search.storage import owner
+from lrsearch.search.storage import set_user_attrs
 from lrsearch.search.pruners import report
 from lrsearch.search._seeds import duplicate_of
 from lrsearch.search._space import SearchSpace
 from lrsearch.search._space import _current
-from lrsearch.search._space import suggest_optimizer
+from lrsearch.search._optim_space import suggest_optimizer
 from lrsearch.search._space import suggest_schedule
 from lrsearch.search._recorder import Recorder
 from lrsearch.search._settings import Callback
@@ -47,7 +48,7 @@ def plan_evals(trial: optuna.trial.Trial, task: Task, steps: int) -> int:
     evaluates every ``eval_every`` steps leaves that as the user attr ``eval_every``, so its curve
     is read at those steps (``lrsearch.search._transfer.trial_curve``)."""
     if task.eval_every is not None:
-        trial.set_user_attr("eval_every", task.eval_every)
+        set_user_attrs(trial, {"eval_every": task.eval_every})
     return len(task.eval_steps(steps))
 
 
@@ -112,15 +113,13 @@ def _start(study: optuna.Study, task: Task, space: SearchSpace, keeper: Budget, 
     """Ask one trial and sample its run: ``(trial, schedule, steps, optimizer)``, or ``None`` when
     the trial ended at once (a duplicate seed, or its sampling raised)."""
     trial = study.ask()
-    trial.set_user_attr("owner", {**owner(), "trial": trial.number})
+    fresh = {} if "fidelity" in trial.user_attrs else {"fidelity": keeper.fresh_fraction(), "rung": 0}
+    set_user_attrs(trial, {"owner": {**owner(), "trial": trial.number}, **fresh})  # one storage write
     twin = duplicate_of(study, trial)
     if twin is not None:  # two processes re-enqueued one seed: it runs once
         trial.set_user_attr("duplicate_of", twin)
         rnd.tell(trial, state=_State.PRUNED)
         return None
-    if "fidelity" not in trial.user_attrs:
-        trial.set_user_attr("fidelity", keeper.fresh_fraction())
-        trial.set_user_attr("rung", 0)
     token = _current.set(space)
     try:
         schedule = suggest_schedule(trial)

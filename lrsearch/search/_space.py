@@ -33,7 +33,7 @@ from lrsearch.schedules import get_family
 from lrsearch.search._optim_space import OptimizerSpace
 from lrsearch.search._prior import LRPrior
 from lrsearch.search._prior import widened
-from lrsearch.optim import OptimizerSpec
+from lrsearch.search.storage import set_user_attrs
 
 
 WARMUP_SHAPES = ("none", "linear", "cosine", "exp")
@@ -213,13 +213,14 @@ class SearchSpace:
         if family == "plateau":
             params["mode"] = self.mode
         tail = _suggest_tail(trial, self.tail) if self.tail and not FAMILIES[family].schedule_free else None
+        attrs: dict[str, Any] = {}
         if self.optimizer is not None:  # its LR ratio moves the peak: the spec keeps the LR trained at
             optimizer, ratio = self.optimizer.suggest(trial)
             lr *= ratio
-            trial.set_user_attr("optimizer", optimizer.to_dict())
+            attrs["optimizer"] = optimizer.to_dict()
         schedule = Schedule(family, lr=lr, params=params, warmup=warmup, tail=tail)
-        trial.set_user_attr("trained_lr", lr)  # the peak LR it trains at (``lr`` is the sampler's point)
-        trial.set_user_attr("schedule", schedule.to_dict())
+        # one storage write; trained_lr: the peak LR it trains at (``lr`` is the sampler's point)
+        set_user_attrs(trial, {**attrs, "trained_lr": lr, "schedule": schedule.to_dict()})
         return schedule
 
     def seed_params(self, family: str, lr: float) -> dict[str, Any]:
@@ -304,16 +305,3 @@ def suggest_schedule(trial: optuna.trial.BaseTrial, space: SearchSpace | None = 
         space = _current.get() or SearchSpace()
     return space.suggest(trial)
 
-
-def suggest_optimizer(trial: optuna.trial.BaseTrial) -> OptimizerSpec | None:
-    """The optimizer sampled on ``trial`` with its schedule (``SearchSpace(optimizer=...)``), or
-    ``None`` when the space searches none; build it with ``spec.build(model, lr, groups)``.
-
-    Call it after ``suggest_schedule``, which samples both (the optimizer's LR ratio is part of
-    the schedule's peak LR).
-    """
-    if "schedule" not in trial.user_attrs:
-        raise ValueError("suggest_optimizer(trial) must come after suggest_schedule(trial), which samples "
-                         "the optimizer with the schedule.")
-    spec = trial.user_attrs.get("optimizer")
-    return OptimizerSpec.from_dict(spec) if isinstance(spec, dict) else None

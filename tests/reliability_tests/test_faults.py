@@ -1,10 +1,12 @@
-"""Nothing lost: SIGKILL mid-trial then resume, and parallel workers on a journal file."""
+"""Nothing lost: SIGKILL mid-trial then resume, and parallel workers on a journal file, PostgreSQL and
+Optuna's gRPC storage proxy."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -115,5 +117,35 @@ def test_postgresql_workers(tmp_path, monkeypatch) -> None:
     assert [c for c, _ in codes] == [0, 0, 0], [e for _, e in codes]
     trials = optuna.load_study(study_name=name, storage=url).trials
     assert len(trials) == 30 and all(t.state.is_finished() for t in trials)
+    seeded = [t for t in trials if "seed" in t.user_attrs]
+    assert len({json.dumps(t.params, sort_keys=True) for t in seeded}) == len(seeded) == 4
+
+
+def test_grpc_proxy_workers(tmp_path, monkeypatch) -> None:
+    """Three processes through Optuna's gRPC storage proxy, 8 trials each. Behind it an in-memory
+    storage (its lock hands each enqueued seed to one process): a SQLite file there runs a seed
+    twice, as SQLite does with parallel workers (``SELECT ... FOR UPDATE`` is a no-op in SQLite)."""
+    pytest.importorskip("grpc", reason="the gRPC proxy needs grpcio: pip install 'lrsearch[grpc]'")
+    from optuna.storages._grpc.server import make_server
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    behind = optuna.storages.InMemoryStorage()
+    server = make_server(behind, "localhost", port)
+    server.start()
+    try:
+        storage, seeds = f"grpc://localhost:{port}", _range_test_file(tmp_path / "rt.json")
+        subprocess.run([sys.executable, WORKER, storage, "g", "0", "0", seeds], check=True, capture_output=True,
+                       env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        codes = finish([_spawn(storage, "g", "8", "0.0") for _ in range(3)])
+        assert [c for c, _ in codes] == [0, 0, 0], [e for _, e in codes]
+    finally:
+        server.stop(0)
+    trials = optuna.load_study(study_name="g", storage=behind).trials
+    assert len(trials) == 24 and all(t.state.is_finished() for t in trials)
+    assert all({"owner", "schedule", "trained_lr", "n_evals"} <= set(t.user_attrs) for t in trials
+               if "duplicate_of" not in t.user_attrs)
     seeded = [t for t in trials if "seed" in t.user_attrs]
     assert len({json.dumps(t.params, sort_keys=True) for t in seeded}) == len(seeded) == 4

@@ -1,4 +1,5 @@
-"""A study worker for the fault tests: ``python worker.py STORAGE STUDY N_TRIALS SLEEP [SEED_FROM.json]``.
+"""A study worker for the fault tests: ``python worker.py STORAGE STUDY N_TRIALS SLEEP [SEED_FROM.json]``
+(STORAGE ``grpc://HOST:PORT``: Optuna's gRPC storage proxy there).
 
 Each trial samples a schedule, "trains" for a few evaluations (sleeping SLEEP seconds each) and
 returns a value derived from the schedule, so results are deterministic per parameter set. It trains
@@ -23,6 +24,10 @@ def main() -> None:
         with open(sys.argv[5]) as f:
             seed_from = lrsearch.RangeTestResult.from_dict(json.load(f))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if storage.startswith("grpc://"):
+        host, _, port = storage[len("grpc://"):].rpartition(":")
+        storage = optuna.storages.GrpcStorageProxy(host=host, port=int(port))
+        storage.wait_server_ready(timeout=60)
     lrsearch.optimize(lambda t: objective(t, pause, promote=False), n_trials=n_trials, study_name=study, storage=storage,
                       seed_from=seed_from, heartbeat_interval=1, artifacts=None,
                       space=lrsearch.SearchSpace(["constant", "cosine", "wsd", "onecycle"]))

@@ -13,6 +13,8 @@ from typing import Any
 import optuna
 
 from lrsearch._checks import check_int
+from lrsearch.search.storage import flush
+from lrsearch.search.storage import set_user_attrs
 
 
 def report(
@@ -41,11 +43,12 @@ def report(
     known = trial.user_attrs.get("n_evals")  # one read: each is a deep copy of the trial's attrs
     if n_evals is not None and known is None:
         known = check_int("n_evals", n_evals, low=1)
-        trial.set_user_attr("n_evals", known)
+        set_user_attrs(trial, {"n_evals": known})
     if not math.isfinite(value):
         reason = f"non-finite metric {value} at step {step}"
-        trial.set_user_attr("prune_reason", reason)
+        set_user_attrs(trial, {"prune_reason": reason})
         raise optuna.TrialPruned(reason)
+    flush(trial)  # attrs held inside optimize (schedule, run length, n_evals): the pruners read them
     trial.report(value, step)
     if scheduler is not None and getattr(scheduler, "accepts_metric", False):
         scheduler.step(value)
@@ -57,7 +60,7 @@ def report(
         reason = getattr(pruner, "reasons", {}).pop(trial.number, None) or (
             f"{type(pruner).__name__}: pruned at evaluation {step + 1}"
             + (f"/{n_evals}" if isinstance(n_evals, int) else "") + f" with value {value:.6g}")
-        trial.set_user_attr("prune_reason", reason)
+        set_user_attrs(trial, {"prune_reason": reason})
         raise optuna.TrialPruned(reason)
 
 

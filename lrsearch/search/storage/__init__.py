@@ -14,6 +14,10 @@ from lrsearch.search.storage._defaults import sqlite_path
 from lrsearch.search.storage._defaults import storage_file
 from lrsearch.search.storage._liveness import is_stale
 from lrsearch.search.storage._liveness import owner
+# for the rest of the search, not the public API
+from lrsearch.search.storage._attrs import deferred
+from lrsearch.search.storage._attrs import flush
+from lrsearch.search.storage._attrs import set_user_attrs
 
 
 __all__ = ["GRACE_PERIOD", "HEARTBEAT_INTERVAL", "check_exists", "check_file_name", "file_stem", "is_sqlite",
