@@ -29,9 +29,9 @@ import argparse
 import json
 import math
 import os
-import statistics
 import sys
 import time
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -49,18 +49,20 @@ import onepass_report  # noqa: E402
 from tasks import CharTransformer  # noqa: E402
 from tasks import _token_cross_entropy  # noqa: E402
 from tasks import optimizer_for  # noqa: E402
+from tasks_heldout import _windows  # noqa: E402
 from tasks_heldout import stdlib_text  # noqa: E402
+from transfer_analysis import EVALS  # noqa: E402
+from transfer_analysis import FAMILIES  # noqa: E402
+from transfer_analysis import GRID  # noqa: E402
+from transfer_analysis import SEEDS  # noqa: E402
+from transfer_analysis import grid_schedule  # noqa: E402
 
 
 CONTEXT, BATCH, VAL = 32, 8, 256
 SHORT = 400  # S: the longest trial of the search
 MULTIPLES = (3, 10)  # the targets: 3S and 10S
-FAMILIES = ("cosine", "wsd", "linear", "constant")
-CENTRE, GRID = 3e-3, 7  # grid LRs: CENTRE * 2 ** (k - 3), k = 0..6
-SEEDS = (0, 1)
-EVALS = 9
+CENTRE = 3e-3  # grid LRs: CENTRE * 2 ** (k - GRID // 2), k = 0 .. GRID - 1 (bench_transfer's families and warmup)
 BUDGET = 16  # full runs of S: lrsearch's default budget
-WARMUP = {"frac": 0.05, "shape": "linear"}
 VERSION = 1  # cache key part: bump when a run's meaning changes
 
 
@@ -69,23 +71,13 @@ def windows(max_steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, t
     """Train windows for ``max_steps`` steps of one pass, the validation windows and the vocab: the
     text's non-overlapping windows in one fixed shuffle, validation first (disjoint from training)."""
     need = (max_steps * BATCH + VAL) * CONTEXT + CONTEXT
-    text = stdlib_text(int(need * 1.02) + 1)
-    chars = sorted(c for c, n in _counts(text).items() if n >= 20)
-    index = {c: i for i, c in enumerate(chars)}
-    ids = np.array([index.get(c, len(chars)) for c in text], dtype=np.int64)
-    n = (len(ids) - 1) // CONTEXT
-    at = np.arange(n)[:, None] * CONTEXT + np.arange(CONTEXT)
+    inputs, targets, vocab = _windows(stdlib_text(int(need * 1.02) + 1), CONTEXT, 20)
+    n = len(inputs)
     order = np.random.default_rng(0).permutation(n)
-    x, y = torch.from_numpy(ids[at][order]), torch.from_numpy(ids[at + 1][order])
+    x, y = torch.from_numpy(inputs[order]), torch.from_numpy(targets[order])
     if n < VAL + max_steps * BATCH:
         raise ValueError(f"the text holds {n} windows, fewer than the {VAL + max_steps * BATCH} needed")
-    return x[VAL:], y[VAL:], x[:VAL], y[:VAL], len(chars) + 1
-
-
-def _counts(text: str) -> dict[str, int]:
-    from collections import Counter
-
-    return Counter(text)
+    return x[VAL:], y[VAL:], x[:VAL], y[:VAL], vocab
 
 
 class Stream(IterableDataset):
@@ -130,9 +122,8 @@ def lengths(short: int) -> list[int]:
     return [m * short for m in MULTIPLES]
 
 
-def grid_schedules() -> list[lrsearch.Schedule]:
-    return [lrsearch.Schedule(f, lr=float(CENTRE * 2.0 ** (k - GRID // 2)), warmup=WARMUP)
-            for f in FAMILIES for k in range(GRID)]
+def grid_schedules(grid: int = GRID) -> list[lrsearch.Schedule]:
+    return [grid_schedule(f, float(CENTRE * 2.0 ** (k - grid // 2))) for f in FAMILIES for k in range(grid)]
 
 
 # ------------------------------------------------------------------------------------------ runs
@@ -172,9 +163,10 @@ class Runner(harness.Runner):
 
 # ---------------------------------------------------------------------------------------- search
 
-def search(seed: int, short: int, longest: int, budget: float, journal: Path, variant: str) -> dict:
+def search(seed: int, short: int, longest: int, journal: Path, variant: str, grid: list[lrsearch.Schedule]) -> dict:
     """One search at S (its study kept in ``journal``: a finished one is read back, not rerun); what
-    it chooses for 3S and 10S (default, law, rule) and what its loss model predicts there."""
+    it chooses for 3S and 10S (default, law, rule) and what its loss model predicts there for the
+    reused short-run best and for each ``grid`` schedule."""
     torch.set_num_threads(1)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     name = f"{variant}-{short}-{seed}"
@@ -183,19 +175,19 @@ def search(seed: int, short: int, longest: int, budget: float, journal: Path, va
     else:
         task = make_task(short, longest, variant)
         start = time.perf_counter()
-        result = lrsearch.optimize(task=task, budget=budget, seed_from=_range_test(task, seed), seed=seed,
+        result = lrsearch.optimize(task=task, budget=BUDGET, seed_from=_range_test(task, seed), seed=seed,
                                    storage=storage, study_name=name, artifacts=None, heartbeat_interval=None)
         result.study.set_user_attr("bench_seconds", round(time.perf_counter() - start, 1))
     model = result.loss_model()
-    out = {"seed": seed, "spent": result.spent, "budget": budget, "seconds": result.study.user_attrs.get("bench_seconds"),
+    out = {"seed": seed, "spent": result.spent, "budget": BUDGET, "seconds": result.study.user_attrs.get("bench_seconds"),
            "reused": result.best_schedule.to_dict(), "reused_value": result.best_value,
            "model": model.describe() if model else None, "holdout_error": model.holdout_error if model else None,
            "choices": {}, "grid": {}}
+    reused = result.best_schedule
     for steps in lengths(short):
         out["choices"][str(steps)] = {kind: _choice(result.choice_for(steps, law))
                                       for kind, law in (("auto", None), ("law", True), ("rule", False))}
-        out["grid"][str(steps)] = {s.to_json(): _prediction(model, s, steps) for s in grid_schedules()}
-        reused = lrsearch.Schedule.from_dict(out["reused"])
+        out["grid"][str(steps)] = {s.to_json(): _prediction(model, s, steps) for s in grid}
         out["choices"][str(steps)]["reused"] = {"schedule": out["reused"], "by": "reuse",
                                                 "trusted": out["choices"][str(steps)]["law"]["trusted"],
                                                 **_prediction(model, reused, steps)}
@@ -205,8 +197,6 @@ def search(seed: int, short: int, longest: int, budget: float, journal: Path, va
 def _range_test(task: lrsearch.Task, seed: int) -> lrsearch.RangeTestResult:
     torch.manual_seed(seed)
     model = task.model_fn()
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", lrsearch.RangeTestWarning)
         return lrsearch.lr_find(model, task.optimizer_fn(model.parameters()), task.loss_fn, task.train_data,
@@ -238,18 +228,16 @@ def main() -> None:
     parser.add_argument("--searches", type=int, default=3, help="search seeds")
     parser.add_argument("--variant", choices=("onepass", "epochs"), default="onepass",
                         help="fresh text every step, or epochs over the search's S steps of text (results/bench_epochs.*)")
-    parser.add_argument("--short", type=int, default=400, help="S: the search's longest trial, in steps")
+    parser.add_argument("--short", type=int, default=SHORT, help="S: the search's longest trial, in steps")
     parser.add_argument("--quick", action="store_true", help="S = 30, 3 LRs, 1 search seed; prints only")
     parser.add_argument("--cache", default=str(harness.OUT / "bench_onepass_runs.jsonl"))
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     harness.quiet()
-    global SHORT, GRID  # noqa: PLW0603
-    SHORT = args.short
     if args.quick:
-        SHORT, GRID, args.searches = 30, 3, 1
-        args.cache = None
-    short, longest = SHORT, max(lengths(SHORT))
+        args.short, args.searches, args.cache = 30, 1, None
+    short, longest = args.short, max(lengths(args.short))
+    grid = grid_schedules(3 if args.quick else GRID)
     cache = Path(args.cache) if args.cache else None
     variant = "onepass" if args.variant == "onepass" else f"epochs-{short}"
     runner = Runner(args.workers, cache, longest, variant)
@@ -257,13 +245,13 @@ def main() -> None:
     try:
         for steps in sorted(lengths(short), reverse=True):
             print(f"grid at {steps} steps", flush=True)
-            runner.run(runner.jobs(grid_schedules(), steps))
+            runner.run(runner.jobs(grid, steps))
         searches = []
         journal = (cache.with_name(f"{cache.stem}_search.log") if cache
                    else Path(os.environ.get("TMPDIR", "/tmp")) / f"onepass_quick_{os.getpid()}.log")
         for seed in range(args.searches):
             print(f"search seed {seed} at S = {short} ...", end="", flush=True)
-            searches.append(search(seed, short, longest, BUDGET, journal, variant))
+            searches.append(search(seed, short, longest, journal, variant, grid))
             print(" done", flush=True)
         jobs = []
         for rec in searches:
@@ -271,7 +259,7 @@ def main() -> None:
                 jobs += runner.jobs([lrsearch.Schedule.from_dict(c["schedule"]) for c in kinds.values()], int(steps))
         print("chosen and reused at 3S and 10S", flush=True)
         runner.run(jobs)
-        report = onepass_report.analyse(runner, searches, short, grid_schedules(), SEEDS)
+        report = onepass_report.analyse(runner, searches, short, grid, SEEDS)
         report["meta"] = {"seconds": round(time.perf_counter() - start), "trained": runner.trained,
                           "runs": len(runner.done), "cpu_seconds": round(sum(r["seconds"] for r in runner.done.values())),
                           "torch": torch.__version__, "load": os.getloadavg()[0], "cpus": os.cpu_count(),
@@ -280,7 +268,7 @@ def main() -> None:
         print(text)
         if not args.quick:
             stem = ("bench_onepass" if args.variant == "onepass" else "bench_epochs") + \
-                ("" if SHORT == 400 else f"_s{SHORT}")
+                ("" if short == SHORT else f"_s{short}")
             harness.write(stem, data=report)
             harness.write(stem, text)
             onepass_report.figure(report, harness.OUT / f"{stem}.png")
