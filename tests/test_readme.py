@@ -33,8 +33,9 @@ def _results_quoting(command: str) -> str | None:
     """The committed result file that quotes ``command`` (its backticked part) verbatim, if one does."""
     quoted = re.search(r"`([^`]+)`", command)
     for path in sorted((ROOT / "studies" / "results").glob("*.md")) if quoted else ():
-        if f"`{quoted.group(1)}`" in path.read_text():
-            return path.read_text()
+        text = path.read_text()
+        if f"`{quoted.group(1)}`" in text:
+            return text
     return None
 
 

@@ -93,9 +93,7 @@ def main(out: str, one: bool) -> None:
 
 
 if __name__ == "__main__":
+    from tests.search_tests.ddp_worker import leave
+
     main(sys.argv[1], len(sys.argv) > 2 and sys.argv[2] == "one")
-    # results are on disk: leave without the interpreter's finalization, where gloo's threads can abort
-    # the process (SIGABRT; pytorch/pytorch#179291, as in tests/search_tests/ddp_worker.py)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    leave()  # results are on disk: no interpreter finalization, where gloo's threads can abort the process
